@@ -1,0 +1,22 @@
+# RoadEdge developer commands. `make setup` installs everything (CPU torch first:
+# a looser torch requirement would pull a multi-GB CUDA build).
+PY ?= python
+PIP ?= $(PY) -m pip
+
+.PHONY: setup test test-all lint bench train
+setup:
+	$(PIP) install "torch==2.13.0"
+	$(PIP) install -e ".[train,viz,dev]"
+
+test: setup
+	$(PY) -m pytest -q -n 2
+
+test-all: setup
+	$(PY) -m pytest -q -n 2 -m ""
+
+lint:
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+train: setup
+	$(PY) train.py

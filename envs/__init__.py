@@ -1,0 +1,1 @@
+"""RoadEdge environments (importing this registers the Gymnasium ids)."""

@@ -1,0 +1,98 @@
+"""Static node layout: positions, capabilities and the backhaul distance matrix.
+
+The layout is a property of the scenario, not of the episode: it is the same
+for every reset and every environment of a batch. Node order is all RSUs
+first, then all UAVs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import ScenarioConfig
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Per-node constants, shape (N, ...)."""
+
+    pos_xyz: np.ndarray  # (N, 3) node position [m]
+    is_uav: np.ndarray  # (N,) bool
+    cpu_hz: np.ndarray  # (N,) CPU capacity [cycles/s]
+    max_jobs: np.ndarray  # (N,) int slots
+    coverage_m: np.ndarray  # (N,) coverage radius (ground distance) [m]
+    tx_power_dbm: np.ndarray  # (N,)
+    capability: np.ndarray  # (N, S) bool: node can run service s (seed 004 index)
+    distance_m: np.ndarray  # (N, N) 3-D distance between nodes [m]
+    hops: np.ndarray  # (N, N) backhaul hops, 0 on the diagonal
+    map_size_m: float
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.pos_xyz.shape[0])
+
+
+def _grid_positions(count: int, size_m: float, block_m: float, snap_y: bool) -> np.ndarray:
+    """``count`` points of a k x k grid spread over the map (k = ceil(sqrt(count)))."""
+    if count == 0:
+        return np.zeros((0, 2))
+    k = math.ceil(math.sqrt(count))
+    coords = (np.arange(k) + 0.5) * size_m / k
+    xs, ys = np.meshgrid(coords, coords)
+    pts = np.stack([xs.ravel(), ys.ravel()], axis=1)[:count]
+    if snap_y:  # put roadside units on the nearest horizontal road
+        pts[:, 1] = np.round(pts[:, 1] / block_m) * block_m
+    return pts
+
+
+def round_robin_capabilities(n_nodes_offset: int, count: int, per_node: int, n_services: int):
+    """Node i runs services (i + j) mod S for j < per_node: every service is covered."""
+    cap = np.zeros((count, n_services), dtype=bool)
+    for i in range(count):
+        for j in range(per_node):
+            cap[i, (n_nodes_offset + i + j) % n_services] = True
+    return cap
+
+
+def build_layout(cfg: ScenarioConfig) -> Layout:
+    size = cfg.map.grid_blocks * cfg.map.block_m
+    rsu_xy = _grid_positions(cfg.rsu.count, size, cfg.map.block_m, snap_y=True)
+    uav_xy = _grid_positions(cfg.uav.count, size, cfg.map.block_m, snap_y=False)
+    n_r, n_u = cfg.rsu.count, cfg.uav.count
+    pos = np.zeros((n_r + n_u, 3))
+    pos[:n_r, :2] = rsu_xy
+    pos[:n_r, 2] = cfg.rsu.height_m
+    pos[n_r:, :2] = uav_xy
+    pos[n_r:, 2] = cfg.uav.altitude_m
+    is_uav = np.arange(n_r + n_u) >= n_r
+
+    def per_node(rsu_value, uav_value, dtype=float):
+        return np.where(is_uav, uav_value, rsu_value).astype(dtype)
+
+    S = cfg.tasks.n_services
+    cap = np.concatenate(
+        [
+            round_robin_capabilities(0, n_r, cfg.rsu.services_per_node, S),
+            round_robin_capabilities(n_r, n_u, cfg.uav.services_per_node, S),
+        ]
+    )
+    diff = pos[:, None, :] - pos[None, :, :]
+    dist = np.sqrt((diff**2).sum(-1))
+    hops = np.ceil(dist / cfg.radio.hop_range_m).astype(np.int64)
+    np.fill_diagonal(hops, 0)
+    hops = np.where(np.eye(len(pos), dtype=bool), 0, np.maximum(hops, 1))
+    return Layout(
+        pos_xyz=pos,
+        is_uav=is_uav,
+        cpu_hz=per_node(cfg.rsu.cpu_ghz, cfg.uav.cpu_ghz) * 1e9,
+        max_jobs=per_node(cfg.rsu.max_jobs, cfg.uav.max_jobs, np.int64),
+        coverage_m=per_node(cfg.rsu.coverage_m, cfg.uav.coverage_m),
+        tx_power_dbm=per_node(cfg.rsu.tx_power_dbm, cfg.uav.tx_power_dbm),
+        capability=cap,
+        distance_m=dist,
+        hops=hops,
+        map_size_m=float(size),
+    )

@@ -1,0 +1,277 @@
+"""Migration and failover: decisions, keep-before-break plans, outcomes (seeds 000, 001, 003).
+
+The controller's decision for node ``n`` is a target node ``m`` (or none).
+
+* If the controller believes ``n`` is up, this plans a **migration** of up to
+  ``max_tasks_per_migration`` of ``n``'s running tasks to ``m``, picked by
+  seed 000's task priority ``0.5 * urgency + 0.5 / max(1, remaining_s)``
+  among the tasks ``m`` can run. The target reserves slots at once; the
+  tasks keep running on ``n`` through the prepare (70 %) and sync (25 %)
+  phases; the switch (5 %) is downtime. At the end a Bernoulli draw with
+  seed 000's success probability decides: success moves the tasks (two-phase
+  handoff: the target takes them, then the source slot is released); failure
+  rolls back (tasks stay, reservation released, cost paid). One active
+  migration per source node; after it, a cooldown.
+* If the controller believes ``n`` is down, this is a **failover** of up to
+  the same number of ``n``'s orphaned tasks to ``m`` (seed 001). A task
+  restarts on ``m`` from its replica if its backup node is alive, else from
+  scratch; a failed attempt (the target turns out to be dead) counts towards
+  ``max_reassignment_attempts``, after which the task is dropped.
+
+Invalid decisions (see :func:`action_mask`) are no-ops, counted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import formulas, ledger
+from .config import ScenarioConfig
+from .layout import Layout
+from .rng import Stream, uniform
+from .scheduler import rank_within
+from .triggers import Trigger, analyse
+from .world import ORPHANED, RUNNING, World
+
+
+def mobility_features(world: World, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """Per node: share of hosted tasks whose vehicle is attached elsewhere, and the
+    mean backhaul hops from those vehicles' access nodes to the node. (B, N) each."""
+    B, N = world.slots_used.shape
+    env, task = np.nonzero(world.task_state == RUNNING)
+    host = world.task_host[env, task]
+    veh = world.task_vehicle[env, task]
+    access = world.veh_access[env, veh]
+    attached = (access >= 0) & world.veh_active[env, veh]
+    hops = np.where(attached, layout.hops[np.maximum(access, 0), host], 0)
+    away = (~attached) | (access != host)
+    idx = env * N + host
+    n = np.bincount(idx, minlength=B * N).reshape(B, N)
+    n_away = np.bincount(idx, weights=away, minlength=B * N).reshape(B, N)
+    hop_sum = np.bincount(idx, weights=hops, minlength=B * N).reshape(B, N)
+    denom = np.maximum(n, 1)
+    return n_away / denom, hop_sum / denom
+
+
+def node_triggers(world: World, layout: Layout, cfg: ScenarioConfig):
+    """Seed 000 trigger code, urgency and threshold of each node from the controller's view."""
+    away, hops = mobility_features(world, layout)
+    return analyse(world.view_load, world.view_battery, layout.is_uav, world.view_up,
+                   away, hops, cfg.migration)
+
+
+def candidate_source(world: World) -> tuple[np.ndarray, np.ndarray]:
+    """For every task row: the node whose decision can move it (-1 if none) and whether
+    that would be a failover. Migratable: running, not migrating, on a node believed up.
+    Failover-able: orphaned (its origin node was declared down)."""
+    host = world.task_host
+    on_up = np.take_along_axis(world.view_up, np.maximum(host, 0), axis=1)
+    movable = (world.task_state == RUNNING) & (world.task_mig_target < 0) & on_up
+    orphan = world.task_state == ORPHANED
+    source = np.where(movable, host, np.where(orphan, world.task_origin, -1))
+    return source, orphan
+
+
+def action_mask(world: World, layout: Layout, cfg: ScenarioConfig) -> np.ndarray:
+    """Valid decisions, (B, N, N + 1) bool; column 0 (do nothing) is always valid."""
+    B, N = world.slots_used.shape
+    S = layout.capability.shape[1]
+    source, _ = candidate_source(world)
+    env, task = np.nonzero(source >= 0)
+    src = source[env, task]
+    svc = world.task_service[env, task]
+    counts = np.bincount((env * N + src) * S + svc, minlength=B * N * S).reshape(B, N, S)
+    serves = np.einsum("bns,ms->bnm", (counts > 0).astype(np.float64),
+                       layout.capability.astype(np.float64)) > 0
+    target_ok = world.view_up & (ledger.free_slots(world, layout) > 0)
+    source_ok = np.where(
+        world.view_up,
+        ~world.mig_active & (world.time_s[:, None] >= world.cooldown_until_s),
+        True,
+    )
+    valid = serves & target_ok[:, None, :] & source_ok[:, :, None]
+    valid &= ~np.eye(N, dtype=bool)[None]
+    mask = np.ones((B, N, N + 1), dtype=bool)
+    mask[:, :, 1:] = valid
+    return mask
+
+
+def apply_decisions(world: World, layout: Layout, cfg: ScenarioConfig, actions: np.ndarray,
+                    node_index: np.ndarray) -> dict[str, np.ndarray]:
+    """Start the migrations and failovers that ``actions`` (B, N) ask for.
+
+    Returns per-environment arrays: invalid, started, started_cost, started_trigger
+    (B, N codes, -1 where none), failovers, failover_failed, dropped (B, T mask),
+    recovery_s, downtime_s.
+    """
+    B, N = world.slots_used.shape
+    mc = cfg.migration
+    now = world.time_s
+    mask = action_mask(world, layout, cfg)
+    chosen = np.take_along_axis(mask, actions[..., None], axis=2)[..., 0]
+    wants = actions > 0
+    invalid = (wants & ~chosen).sum(1)
+    go = wants & chosen
+    target_of = actions - 1  # (B, N)
+
+    code, urgency, _ = node_triggers(world, layout, cfg)
+    source, orphan = candidate_source(world)
+    src0 = np.maximum(source, 0)
+    tgt = np.take_along_axis(target_of, src0, axis=1)
+    cand = (source >= 0) & np.take_along_axis(go, src0, axis=1)
+    cand &= layout.capability[np.maximum(tgt, 0), world.task_service]
+    env, task = np.nonzero(cand)
+    src, tgt = source[env, task], tgt[env, task]
+    remaining = world.task_deadline_s[env, task] - now[env]
+    prio = formulas.task_priority(urgency[env, src], remaining)
+    # Seed 000: the highest-priority tasks of each source, at most k per migration ...
+    keep = rank_within(env * N + src, -prio) < mc.max_tasks_per_migration
+    env, task, src, tgt, prio = env[keep], task[keep], src[keep], tgt[keep], prio[keep]
+    # ... within the target's free slots (several sources may pick one target).
+    key = src.astype(np.float64) * 4.0 - prio  # lower source index first, then priority
+    admit = rank_within(env * N + tgt, key) < ledger.free_slots(world, layout)[env, tgt]
+    env, task, src, tgt = env[admit], task[admit], src[admit], tgt[admit]
+    is_fo = orphan[env, task]
+
+    out: dict[str, np.ndarray] = {"invalid": invalid}
+    out.update(_start_migrations(world, layout, cfg, env[~is_fo], task[~is_fo], src[~is_fo],
+                                 tgt[~is_fo], code, urgency))
+    out.update(_failover(world, layout, cfg, env[is_fo], task[is_fo], src[is_fo], tgt[is_fo]))
+    return out
+
+
+def _start_migrations(world, layout, cfg, env, task, src, tgt, code, urgency):
+    B, N = world.slots_used.shape
+    mc = cfg.migration
+    idx = env * N + src
+    n_tasks = np.bincount(idx, minlength=B * N).reshape(B, N)
+    state_mb = np.bincount(idx, weights=world.task_state_mb[env, task],
+                           minlength=B * N).reshape(B, N)
+    started = n_tasks > 0
+    target = np.full((B, N), -1, dtype=np.int64)
+    target[env, src] = tgt
+    t0 = np.maximum(target, 0)
+    n_idx = np.arange(N)[None, :]
+    hops = layout.hops[n_idx, t0]
+    dist = layout.distance_m[n_idx, t0]
+    delay = formulas.migration_delay_s(state_mb, hops, mc, cfg.radio.hop_latency_ms)
+    _, _, switch = formulas.phase_durations_s(delay, mc)
+    target_load = np.take_along_axis(world.view_load, t0, axis=1)
+    p = formulas.success_probability(dist, target_load, urgency, mc)
+    cost = formulas.migration_cost(state_mb, delay, mc)
+    trig = np.where(code == Trigger.NONE, Trigger.POLICY, code)
+    now = world.time_s[:, None]
+    ledger.reserve(world, layout, env, task, tgt)
+    world.mig_active |= started
+    world.mig_target[:] = np.where(started, target, world.mig_target)
+    world.mig_start_s[:] = np.where(started, now, world.mig_start_s)
+    world.mig_end_s[:] = np.where(started, now + delay, world.mig_end_s)
+    world.mig_downtime_s[:] = np.where(started, switch, world.mig_downtime_s)
+    world.mig_success_p[:] = np.where(started, p, world.mig_success_p)
+    world.mig_cost[:] = np.where(started, cost, world.mig_cost)
+    world.mig_trigger[:] = np.where(started, trig, world.mig_trigger)
+    return {
+        "started": started,
+        "started_cost": np.where(started, cost, 0.0).sum(1),
+    }
+
+
+def _failover(world, layout, cfg, env, task, src, tgt):
+    B, T = world.task_state.shape
+    fc = cfg.faults
+    if env.size == 0:
+        zeros = np.zeros(B)
+        return {"failovers": zeros, "failover_failed": zeros,
+                "exhausted": np.zeros((B, T), dtype=bool), "recovery_s": zeros,
+                "restart_downtime_s": zeros}
+    now = world.time_s[env]
+    alive = world.node_up[env, tgt]
+    # Failed attempts: the controller's view of the target was stale.
+    e_bad, t_bad = env[~alive], task[~alive]
+    world.task_attempts[e_bad, t_bad] += 1
+    exhausted = np.zeros((B, T), dtype=bool)
+    over = world.task_attempts[e_bad, t_bad] >= fc.max_reassignment_attempts
+    exhausted[e_bad[over], t_bad[over]] = True
+    failed_attempts = np.bincount(e_bad, minlength=B)
+
+    env, task, tgt = env[alive], task[alive], tgt[alive]
+    now = now[alive]
+    backup = world.task_backup[env, task]
+    restore = fc.replication & (backup >= 0)
+    restore &= world.node_up[env, np.maximum(backup, 0)]
+    hop_s = cfg.radio.hop_latency_ms / 1000.0
+    replica_delay = (formulas.transfer_time_s(world.task_state_mb[env, task],
+                                              cfg.migration.backhaul_mbps)
+                     + layout.hops[np.maximum(backup, 0), tgt] * hop_s)
+    scratch_delay = formulas.transfer_time_s(world.task_input_mb[env, task],
+                                             cfg.migration.backhaul_mbps)
+    delay = np.where(restore, np.where(backup == tgt, 0.0, replica_delay), scratch_delay)
+    ledger.dispatch(world, layout, env, task, tgt)
+    world.task_done[env, task] = np.where(restore, world.task_replica[env, task], 0.0)
+    world.task_replica[env, task] = world.task_done[env, task]
+    world.task_ready_s[env, task] = now + delay
+    world.veh_serving[env, world.task_vehicle[env, task]] = tgt
+    interrupted = world.task_interrupted_s[env, task]
+    recovery = now + delay - interrupted
+    world.task_interrupted_s[env, task] = np.nan
+    world.task_attempts[env, task] += 1
+    return {
+        "failovers": np.bincount(env, minlength=B),
+        "failover_failed": failed_attempts,
+        "exhausted": exhausted,
+        "recovery_s": np.bincount(env, weights=recovery, minlength=B),
+        "restart_downtime_s": np.bincount(env, weights=delay, minlength=B),
+    }
+
+
+def cancel_broken(world: World) -> np.ndarray:
+    """Migrations whose source or target is down end CANCELLED (rollback). (B, N) mask."""
+    t0 = np.maximum(world.mig_target, 0)
+    target_up = np.take_along_axis(world.node_up, t0, axis=1)
+    broken = world.mig_active & ~(world.node_up & target_up)
+    if broken.any():
+        _end(world, broken)
+    return broken
+
+
+def due_outcomes(world: World, cfg: ScenarioConfig, node_index: np.ndarray):
+    """Migrations ending within this tick and whether each succeeds (seed 000 draw)."""
+    due = world.mig_active & (world.mig_end_s <= world.time_s[:, None] + cfg.dt_s + 1e-9)
+    u = uniform(world.key[:, None], world.tick[:, None], Stream.MIGRATION_SUCCESS, node_index)
+    return due, due & (u < world.mig_success_p)
+
+
+def switch_blocked_s(world: World, success: np.ndarray) -> np.ndarray:
+    """Per task, the switch downtime it suffers this tick (for the compute step), (B, T)."""
+    host = np.maximum(world.task_host, 0)
+    moving = (world.task_mig_target >= 0) & np.take_along_axis(success, host, axis=1)
+    return np.where(moving, np.take_along_axis(world.mig_downtime_s, host, axis=1), 0.0)
+
+
+def finish(world: World, cfg: ScenarioConfig, due: np.ndarray, success: np.ndarray):
+    """Commit successful migrations, roll back failed ones, start cooldowns."""
+    host = np.maximum(world.task_host, 0)
+    migrating = world.task_mig_target >= 0
+    moving = migrating & np.take_along_axis(success, host, axis=1)
+    e, t = np.nonzero(moving)
+    veh = world.task_vehicle[e, t]
+    ledger.commit_move(world, e, t)
+    world.veh_serving[e, veh] = world.task_host[e, t]
+    failing = migrating & np.take_along_axis(due & ~success, host, axis=1)
+    e, t = np.nonzero(failing)
+    ledger.unreserve(world, e, t)
+    moved = np.zeros_like(world.slots_used)
+    np.add.at(moved, (np.nonzero(moving)[0], host[moving]), 1)
+    _end(world, due)
+    world.cooldown_until_s[:] = np.where(due, world.mig_end_s + cfg.migration.cooldown_s,
+                                         world.cooldown_until_s)
+    return moved
+
+
+def _end(world: World, which: np.ndarray) -> None:
+    """Close the migrations in ``which`` (B, N): release what is still reserved."""
+    host = np.maximum(world.task_host, 0)
+    still = (world.task_mig_target >= 0) & np.take_along_axis(which, host, axis=1)
+    e, t = np.nonzero(still)
+    ledger.unreserve(world, e, t)
+    world.mig_active &= ~which

@@ -1,0 +1,299 @@
+"""The simulator: one controller tick for a batch of environments.
+
+Order of operations inside a tick ``[t, t + dt)`` (MODEL.md section "A tick"):
+
+1. decisions: the controller's actions (taken on the snapshot at ``t``) start
+   migrations and failovers;
+2. faults: random failures, UAV battery returns, repairs; migrations touching
+   a dead node are cancelled;
+3. heartbeats: live nodes report; silent ones are declared down, their tasks
+   orphaned; orphans past their timeout are dropped;
+4. mobility: vehicles move, leave, enter;
+5. radio: access node and rate of every vehicle;
+6. tasks: Poisson arrivals, dispatch of waiting tasks;
+7. compute: processor sharing, latency, UAV energy, replicas;
+8. migrations ending in this tick succeed (commit) or fail (roll back);
+9. outcomes: completions, deadline misses; counters and reward terms.
+
+The simulator knows nothing of Gymnasium; ``StepResult`` carries plain arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import compute, faults, ledger, migration, mobility, radio, scheduler
+from .config import ScenarioConfig
+from .layout import Layout, build_layout
+from .rng import Stream, uniform
+from .stats import Counters, EventLog
+from .world import FREE, ORPHANED, RUNNING, World, allocate, reset_rows
+
+REWARD_TERMS = ("completion", "latency", "deadline_miss", "drop", "migration_cost",
+                "downtime", "uav_energy")
+
+
+@dataclass
+class StepResult:
+    """What one tick produced, per environment (leading axis B)."""
+
+    reward: np.ndarray  # (B,)
+    terms: dict[str, np.ndarray]  # named reward terms, unweighted, (B,) each
+    completed: np.ndarray  # (B,) tasks completed this tick
+    missed: np.ndarray
+    dropped: np.ndarray
+    invalid: np.ndarray
+
+
+class Simulator:
+    """A batch of ``batch_size`` independent RoadEdge worlds sharing one scenario.
+
+    Args:
+        cfg: the scenario.
+        batch_size: number of environments (rows); a single env is a batch of one.
+        record_events: keep the per-environment event log (failures, migrations).
+        check_invariants: run the ledger's invariant check after every tick.
+    """
+
+    def __init__(self, cfg: ScenarioConfig, batch_size: int = 1, record_events: bool = True,
+                 check_invariants: bool = False):
+        self.cfg = cfg
+        self.layout: Layout = build_layout(cfg)
+        self.batch_size = batch_size
+        self.check_invariants = check_invariants
+        N = self.layout.n_nodes
+        V, T = cfg.vehicles.max_vehicles, cfg.tasks.max_tasks
+        self.world: World = allocate(batch_size, N, V, T)
+        self._template: World = allocate(1, N, V, T)
+        self.counters = Counters.zeros(batch_size)
+        self.events = EventLog(batch_size, enabled=record_events)
+        self._veh_index = np.arange(V, dtype=np.uint64)[None, :]
+        self._task_index = np.arange(T, dtype=np.uint64)[None, :]
+        self._node_index = np.arange(N, dtype=np.uint64)[None, :]
+        self._weights = np.array([getattr(cfg.reward, k) for k in REWARD_TERMS])
+
+    # ------------------------------------------------------------------ reset
+
+    def reset(self, keys: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """Start new episodes in ``rows`` (default: all) with episode ``keys`` (uint64)."""
+        rows = np.arange(self.batch_size) if rows is None else np.asarray(rows)
+        keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
+        if keys.shape[0] != rows.shape[0]:
+            raise ValueError(f"need one key per reset row: {keys.shape[0]} keys, {len(rows)} rows")
+        w, cfg, lay = self.world, self.cfg, self.layout
+        reset_rows(w, self._template, rows)
+        self.counters.reset_rows(rows)
+        self.events.clear(rows)
+        w.key[rows] = keys
+        cap = faults.battery_capacity_j(lay, cfg)
+        u_batt = uniform(w.key[rows, None], w.tick[rows, None], Stream.UAV_BATTERY_INIT,
+                         self._node_index)
+        lo = cfg.uav.initial_battery_min_fraction
+        w.battery_j[rows] = np.where(lay.is_uav, (lo + (1 - lo) * u_batt) * np.where(
+            lay.is_uav, cap, 1.0), np.inf)
+        w.view_battery[rows] = np.where(lay.is_uav, w.battery_j[rows] / np.where(
+            lay.is_uav, cap, 1.0), 1.0)
+        counts = np.zeros(self.batch_size, dtype=np.int64)
+        counts[rows] = cfg.vehicles.initial_vehicles
+        mobility.spawn_vehicles(w, cfg, counts, self._veh_index, initial=True)
+        w.veh_access[:], w.veh_rate_mbps[:] = radio.access_links(
+            w.veh_x, w.veh_y, w.veh_active, w.node_up, lay, cfg.radio)
+
+    # ------------------------------------------------------------------ step
+
+    def action_mask(self) -> np.ndarray:
+        """Valid decisions from the controller's view, (B, N, N + 1)."""
+        return migration.action_mask(self.world, self.layout, self.cfg)
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Advance every environment one tick under ``actions`` (B, N) ints in [0, N]."""
+        w, cfg, lay, c = self.world, self.cfg, self.layout, self.counters
+        B, N = w.slots_used.shape
+        actions = np.asarray(actions, dtype=np.int64).reshape(B, N)
+        now = w.time_s.copy()
+        dropped_mask = np.zeros(w.task_state.shape, dtype=bool)
+
+        # 1. decisions
+        dec = migration.apply_decisions(w, lay, cfg, actions, self._node_index)
+        c.invalid_actions += dec["invalid"]
+        started = dec["started"]
+        c.migrations_started += started.sum(1)
+        c.migration_cost_total += dec["started_cost"]
+        if started.any():
+            e, n = np.nonzero(started)
+            np.add.at(c.triggers, (e, w.mig_trigger[e, n]), 1)
+            first = c.migrations_started - started.sum(1) == 0
+            for ee, nn in zip(e.tolist(), n.tolist(), strict=True):  # few per tick
+                new = w.mig_cost[ee, nn]
+                c.migration_cost_ewma[ee] = new if first[ee] else (
+                    cfg.migration.ewma_alpha * new
+                    + (1 - cfg.migration.ewma_alpha) * c.migration_cost_ewma[ee])
+                first[ee] = False
+            self.events.add(e, "migration_planned", now[e], source=n, target=w.mig_target[e, n],
+                            trigger=w.mig_trigger[e, n], end_s=w.mig_end_s[e, n])
+        c.failovers += dec["failovers"]
+        c.failover_attempts_failed += dec["failover_failed"]
+        c.recovery_sum_s += dec["recovery_s"]
+        downtime = dec["restart_downtime_s"].astype(np.float64)
+        dropped_mask |= dec["exhausted"]
+
+        # 2. faults
+        failed, repaired = faults.fail_and_repair(w, lay, cfg, self._node_index)
+        cancelled = migration.cancel_broken(w)
+        c.migrations_cancelled += cancelled.sum(1)
+        if failed.any():
+            e, n = np.nonzero(failed)
+            self.events.add(e, "node_failed", now[e], node=n, cause=w.down_cause[e, n])
+        if repaired.any():
+            e, n = np.nonzero(repaired)
+            self.events.add(e, "node_repaired", now[e], node=n)
+
+        # 3. heartbeats and detection
+        declared = faults.heartbeats_and_detection(w, lay, cfg)
+        c.failures_detected += declared.sum(1)
+        if declared.any():
+            e, n = np.nonzero(declared)
+            self.events.add(e, "failure_detected", now[e], node=n,
+                            down_since_s=w.down_since_s[e, n], cause=w.down_cause[e, n])
+        dropped_mask |= faults.expired_orphans(w, cfg)
+
+        # 4-5. mobility and radio
+        mobility.move_vehicles(w, cfg, self._veh_index)
+        mobility.spawn_vehicles(w, cfg, mobility.arrivals(w, cfg), self._veh_index, initial=False)
+        w.veh_access[:], w.veh_rate_mbps[:] = radio.access_links(
+            w.veh_x, w.veh_y, w.veh_active, w.node_up, lay, cfg.radio)
+
+        # 6. tasks
+        generated, no_row = scheduler.generate_tasks(w, cfg, self._veh_index, self._task_index)
+        c.tasks_generated += generated
+        scheduler.dispatch_waiting(w, lay, cfg)
+
+        # 7. compute
+        due, success = migration.due_outcomes(w, cfg, self._node_index)
+        blocked = migration.switch_blocked_s(w, success)
+        serving, latency_ms = compute.progress(w, lay, cfg, blocked)
+        energy_j = compute.uav_energy_j(w, lay, cfg)
+        w.battery_j -= energy_j
+        scheduler.checkpoint_replicas(w, cfg)
+        stalled = ((w.task_state == RUNNING) & ~serving) | (w.task_state == ORPHANED)
+        downtime += stalled.sum(1) * cfg.dt_s + blocked.sum(1)
+
+        # 8. migration outcomes
+        if due.any():
+            e, n = np.nonzero(due)
+            ok = success[e, n]
+            self.events.add(e, "migration_ended", now[e], source=n, target=w.mig_target[e, n],
+                            success=ok, cost=w.mig_cost[e, n])
+            c.migrations_completed += success.sum(1)
+            c.migrations_failed += (due & ~success).sum(1)
+            c.migration_downtime_s += np.where(success, w.mig_downtime_s, 0.0).sum(1)
+            migration.finish(w, cfg, due, success)
+
+        # 9. outcomes
+        live = w.task_state != FREE
+        done = (w.task_state == RUNNING) & (w.task_done >= w.task_work - 1e-6)
+        end = now + cfg.dt_s
+        late = live & ~done & ~dropped_mask & (w.task_deadline_s <= end[:, None] + 1e-9)
+        dropped_mask &= live
+        weight = w.task_priority / float(cfg.faults.priority_medium)
+        e, t = np.nonzero(done)
+        np.add.at(w.node_completed, (e, w.task_host[e, t]), 1)
+        ended = done | late | dropped_mask
+        e, t = np.nonzero(ended)
+        ledger.complete(w, e, t)
+
+        n_done, n_late = done.sum(1), late.sum(1)
+        n_drop = dropped_mask.sum(1) + no_row
+        c.tasks_completed += n_done
+        c.tasks_missed += n_late
+        c.tasks_dropped += n_drop
+        c.latency_sum_ms += latency_ms.sum(1)
+        c.latency_samples += serving.sum(1)
+        c.downtime_s += downtime
+        c.uav_energy_kj += energy_j.sum(1) / 1000.0
+
+        terms = {
+            "completion": (weight * done).sum(1),
+            "latency": latency_ms.sum(1) / 1000.0,
+            "deadline_miss": (weight * late).sum(1),
+            "drop": (weight * dropped_mask).sum(1) + no_row,
+            "migration_cost": dec["started_cost"],
+            "downtime": downtime,
+            "uav_energy": energy_j.sum(1) / 1000.0,
+        }
+        stacked = np.stack([terms[k] for k in REWARD_TERMS], axis=1)
+        signs = np.array([1.0] + [-1.0] * (len(REWARD_TERMS) - 1))
+        reward = stacked @ (signs * self._weights)
+
+        w.time_s += cfg.dt_s
+        w.tick += np.uint64(1)
+        if self.check_invariants:
+            ledger.check(w, lay)
+        return StepResult(reward=reward, terms=terms, completed=n_done, missed=n_late,
+                          dropped=n_drop, invalid=dec["invalid"])
+
+    # ------------------------------------------------------------------ views
+
+    def tasks_active(self) -> np.ndarray:
+        return (self.world.task_state != FREE).sum(1)
+
+    def metrics(self) -> dict[str, np.ndarray]:
+        """Episode metrics a paper would report, per environment (B,) arrays."""
+        c = self.counters
+        samples = np.maximum(c.latency_samples, 1)
+        return {
+            "tasks_generated": c.tasks_generated,
+            "tasks_completed": c.tasks_completed,
+            "tasks_missed": c.tasks_missed,
+            "tasks_dropped": c.tasks_dropped,
+            "tasks_active": self.tasks_active().astype(np.float64),
+            "migrations_started": c.migrations_started,
+            "migrations_completed": c.migrations_completed,
+            "migrations_failed": c.migrations_failed,
+            "migrations_cancelled": c.migrations_cancelled,
+            "downtime_s": c.downtime_s,
+            "mean_latency_ms": np.where(c.latency_samples > 0, c.latency_sum_ms / samples, 0.0),
+            "failovers": c.failovers,
+            "mean_recovery_s": np.where(c.failovers > 0,
+                                        c.recovery_sum_s / np.maximum(c.failovers, 1), 0.0),
+            "invalid_actions": c.invalid_actions,
+            "failures_detected": c.failures_detected,
+            "uav_energy_kj": c.uav_energy_kj,
+        }
+
+    def migration_statistics(self, env: int = 0) -> dict[str, float]:
+        """Seed 000's statistics for one environment."""
+        from .triggers import Trigger
+
+        c = self.counters
+        planned = float(c.migrations_started[env])
+        succeeded = float(c.migrations_completed[env])
+        failed = float(c.migrations_failed[env])
+        executed = succeeded + failed
+        return {
+            "planned": planned,
+            "executed": executed,
+            "succeeded": succeeded,
+            "failed": failed,
+            "cancelled": float(c.migrations_cancelled[env]),
+            "planning_success_rate": executed / planned if planned else 0.0,
+            "execution_success_rate": succeeded / executed if executed else 0.0,
+            "overall_success_rate": succeeded / planned if planned else 0.0,
+            "total_downtime_s": float(c.migration_downtime_s[env]),
+            "mean_downtime_s": float(c.migration_downtime_s[env]) / succeeded if succeeded else 0.0,
+            "average_cost_ewma": float(c.migration_cost_ewma[env]),
+            "active_migrations": float(self.world.mig_active[env].sum()),
+            "trigger_distribution": {t.name.lower(): float(c.triggers[env, t]) for t in Trigger},
+        }
+
+    def cluster_status(self, env: int = 0) -> dict[str, object]:
+        """Seed 001's cluster status, from the controller's view."""
+        w = self.world
+        return {
+            "active_nodes": np.flatnonzero(w.view_up[env]).tolist(),
+            "inactive_nodes": np.flatnonzero(~w.view_up[env]).tolist(),
+            "failure_count": int(w.failures[env].sum()),
+            "failure_history": self.events.history(env, "failure_detected"),
+        }

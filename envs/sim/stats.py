@@ -1,0 +1,81 @@
+"""Episode counters, seed-000 migration statistics, seed-001 failure history.
+
+Counters are (B,) arrays (one per environment) updated with array
+operations. The event log is a per-environment list of small dicts: events
+(failures, repairs, migrations) are rare, so appending them is off the hot
+path, and it can be switched off for large batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from .triggers import Trigger
+
+N_TRIGGERS = len(Trigger)
+
+
+@dataclass
+class Counters:
+    """Cumulative since reset, per environment."""
+
+    tasks_generated: np.ndarray
+    tasks_completed: np.ndarray
+    tasks_missed: np.ndarray
+    tasks_dropped: np.ndarray
+    migrations_started: np.ndarray  # seed 000 "planned"
+    migrations_completed: np.ndarray  # "succeeded"
+    migrations_failed: np.ndarray  # success draw failed: rolled back, cost paid
+    migrations_cancelled: np.ndarray  # an endpoint died mid-migration
+    migration_downtime_s: np.ndarray  # sum of switch phases of completed migrations
+    migration_cost_total: np.ndarray
+    migration_cost_ewma: np.ndarray  # seed 000, alpha 0.1
+    downtime_s: np.ndarray  # task-seconds without service (switch + interruption + restart)
+    latency_sum_ms: np.ndarray
+    latency_samples: np.ndarray
+    failovers: np.ndarray  # tasks restarted on a new node after their host died
+    failover_attempts_failed: np.ndarray
+    recovery_sum_s: np.ndarray  # sum over failovers of (restart - interruption) [s]
+    invalid_actions: np.ndarray
+    failures_detected: np.ndarray
+    uav_energy_kj: np.ndarray
+    triggers: np.ndarray  # (B, N_TRIGGERS) migrations started per trigger
+
+    @classmethod
+    def zeros(cls, batch: int) -> Counters:
+        kw = {f.name: np.zeros(batch) for f in fields(cls)}
+        kw["triggers"] = np.zeros((batch, N_TRIGGERS))
+        return cls(**kw)
+
+    def reset_rows(self, rows: np.ndarray) -> None:
+        for f in fields(self):
+            getattr(self, f.name)[rows] = 0
+
+
+class EventLog:
+    """Per-environment history of failures, repairs and migrations (seed 000/001)."""
+
+    def __init__(self, batch: int, enabled: bool = True, max_events: int = 100_000):
+        self.enabled = enabled
+        self.max_events = max_events
+        self.events: list[list[dict[str, Any]]] = [[] for _ in range(batch)]
+
+    def clear(self, rows) -> None:
+        for b in np.atleast_1d(rows):
+            self.events[int(b)] = []
+
+    def add(self, env: np.ndarray, kind: str, time_s: np.ndarray, **columns: np.ndarray) -> None:
+        if not self.enabled or len(env) == 0:
+            return
+        for i, b in enumerate(env.tolist()):
+            log = self.events[b]
+            if len(log) < self.max_events:
+                rec = {"time_s": float(time_s[i]), "kind": kind}
+                rec.update({k: v[i].item() for k, v in columns.items()})
+                log.append(rec)
+
+    def history(self, env: int = 0, kind: str | None = None) -> list[dict[str, Any]]:
+        return [e for e in self.events[env] if kind is None or e["kind"] == kind]
