@@ -1,0 +1,240 @@
+"""The Gymnasium environment around the RoadEdge simulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from . import observation as obs_lib
+from .sim.config import ScenarioConfig, load_scenario
+from .sim.simulator import REWARD_TERMS, Simulator, StepResult
+from .sim.view import ControllerView, controller_view
+
+OBS_MODES = ("flat", "dict")
+
+
+class RoadEdgeEnv(gym.Env):
+    """Task migration and failover in a vehicular edge network.
+
+    ## Description
+
+    Vehicles drive on a Manhattan road grid and offload tasks to edge nodes:
+    roadside units (RSUs) and battery-powered UAVs. A central controller
+    decides, once per tick (``dt_s``, default 1 s), for every node whether to
+    move some of its tasks to another node. On a node it believes up this is a
+    keep-before-break **migration** (seed 000: delay, cost, success
+    probability, 10 s cooldown, one per node); on a node it believes down
+    (heartbeats missed) it is a **failover** of the node's orphaned tasks
+    (seed 001: restart from a replica or from scratch, at most 3 attempts).
+    The full model, with every equation, is in MODEL.md.
+
+    ## Action space
+
+    ``MultiDiscrete([N + 1] * N)`` for ``N`` nodes (RSUs first, then UAVs).
+    Entry ``n`` is 0 for "do nothing" or ``j`` to move up to 3 of node ``n``'s
+    tasks (picked by seed 000's priority ``0.5 * urgency + 0.5 / max(1,
+    remaining_s)`` among those node ``j - 1`` can run) to node ``j - 1``.
+    Choices that are impossible from the controller's view (target believed
+    down, full, or lacking the service; source cooling down or already
+    migrating; same node; nothing to move) are no-ops counted in
+    ``info["metrics"]["invalid_actions"]``. :meth:`action_masks` returns the
+    valid choices as a flat boolean vector of length ``N * (N + 1)``, the
+    layout sb3-contrib's ``MaskablePPO`` expects. An action outside the
+    space raises ``ValueError``.
+
+    ## Observation space
+
+    From the controller's view (heartbeats and its own ledger), never the
+    hidden truth; every feature is in [0, 1] (see ``observation.py``):
+
+    | ``obs_mode`` | space |
+    |---|---|
+    | ``"flat"`` (default) | ``Box(0, 1, (N * F + G,), float32)``: node matrix row by row, then globals |
+    | ``"dict"`` | ``Dict(nodes=Box(N, F), node_mask=Box(N,), distances=Box(N, N), globals=Box(G,))`` |
+
+    ``F = 17 + n_services`` node features (believed up, load, reserved,
+    battery, is UAV, cooldown, migrating, orphans, away share, hops, urgency,
+    min/mean deadline slack, heartbeat age, recent failure, attached vehicles,
+    CPU, then the service capability bits); ``G = 5`` globals (time, mean RSU
+    load, queued, orphaned, vehicles). ``node_mask`` is 1 for nodes believed up.
+
+    ## Rewards
+
+    ``reward = completion - latency - deadline_miss - drop - migration_cost
+    - downtime - uav_energy``, each term weighted by ``ScenarioConfig.reward``.
+    ``info["reward_terms"]`` holds each weighted term (signed, Python floats)
+    and they sum to the reward. Completions, misses and drops count
+    ``priority / 5`` per task (high 8, medium 5, low 2).
+
+    ## Starting state
+
+    ``initial_vehicles`` vehicles on random roads, all nodes up, UAV
+    batteries uniform in ``[initial_battery_min_fraction, 1]``, no tasks.
+
+    ## Episode end
+
+    No termination (a continuing task). Truncation after ``horizon`` ticks
+    (300 by default); the registered ids also set ``max_episode_steps`` to
+    the preset's horizon. If you override ``horizon``, pass a matching
+    ``max_episode_steps`` to ``gymnasium.make``.
+
+    ## Arguments
+
+    ``gymnasium.make("RoadEdge-v0", scenario="city", obs_mode="flat",
+    render_mode=None, **overrides)``: ``scenario`` is a preset name, a YAML
+    path or a ``ScenarioConfig``; overrides are config keys, nested dicts or
+    dotted/``__`` paths (``vehicles__max_vehicles=50``); an unknown key or an
+    out-of-range value raises ``ConfigError`` naming it.
+
+    ## Info
+
+    ``reward_terms``, ``metrics`` (cumulative episode metrics: tasks
+    generated/completed/missed/dropped/active, migrations
+    started/completed/failed/cancelled, downtime_s, mean_latency_ms,
+    failovers, mean_recovery_s, invalid_actions, failures_detected,
+    uav_energy_kj), and ``invalid`` (invalid choices this step).
+
+    ## Version history
+
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 8}
+
+    def __init__(
+        self,
+        scenario: str | Path | ScenarioConfig = "city",
+        obs_mode: str = "flat",
+        render_mode: str | None = None,
+        record_events: bool = True,
+        check_invariants: bool = False,
+        **overrides: Any,
+    ):
+        if obs_mode not in OBS_MODES:
+            raise ValueError(f"obs_mode must be one of {OBS_MODES}, got {obs_mode!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, "
+                f"got {render_mode!r}"
+            )
+        self.cfg = load_scenario(scenario, overrides)
+        self.obs_mode = obs_mode
+        self.render_mode = render_mode
+        self.sim = Simulator(self.cfg, 1, record_events=record_events,
+                             check_invariants=check_invariants)
+        N = self.cfg.n_nodes
+        self.n_nodes = N
+        self.action_space = spaces.MultiDiscrete(np.full(N, N + 1, dtype=np.int64))
+        self.observation_space = make_observation_space(self.cfg, obs_mode)
+        self._last: StepResult | None = None
+        self._renderer = None
+
+    # ---------------------------------------------------------------- gym API
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        key = self.np_random.integers(0, 2**63 - 1, dtype=np.int64)
+        self.sim.reset(np.array([key], dtype=np.uint64))
+        self._last = None
+        if self.render_mode == "human":
+            self.render()
+        return self._observe(), self._info()
+
+    def step(self, action):
+        arr = np.asarray(action)
+        if arr.shape != (self.n_nodes,) or not self.action_space.contains(arr.astype(
+                np.int64, copy=False) if np.issubdtype(arr.dtype, np.integer) else arr):
+            raise ValueError(
+                f"action {action!r} is not in the action space {self.action_space}: "
+                f"expected {self.n_nodes} integers in [0, {self.n_nodes}]"
+            )
+        self._last = self.sim.step(arr.astype(np.int64)[None])
+        truncated = int(self.sim.world.tick[0]) >= self.cfg.horizon
+        if self.render_mode == "human":
+            self.render()
+        return self._observe(), float(self._last.reward[0]), False, truncated, self._info()
+
+    def action_masks(self) -> np.ndarray:
+        """Valid choices, flat bool of length N * (N + 1) (MaskablePPO layout)."""
+        return self.sim.action_mask()[0].reshape(-1)
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode= to make()")
+            return None
+        if self._renderer is None:
+            from .render import Renderer
+
+            self._renderer = Renderer(self.sim, self.render_mode)
+        return self._renderer.draw(env=0, last=self._last)
+
+    def close(self):
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # ---------------------------------------------------------------- views
+
+    def controller_view(self) -> ControllerView:
+        """What the controller knows now (for rule-based policies); batch axis of 1."""
+        return controller_view(self.sim)
+
+    def _observe(self):
+        return build_observation(self.sim, self.cfg, self.obs_mode, self.controller_view(), 0)
+
+    def _info(self) -> dict[str, Any]:
+        m = self.sim.metrics()
+        metrics = {k: float(v[0]) for k, v in m.items()}
+        info: dict[str, Any] = {"metrics": metrics}
+        if self._last is not None:
+            w = {k: getattr(self.cfg.reward, k) for k in REWARD_TERMS}
+            info["reward_terms"] = {
+                k: float((1.0 if k == "completion" else -1.0) * w[k] * self._last.terms[k][0])
+                for k in REWARD_TERMS
+            }
+            info["invalid"] = int(self._last.invalid[0])
+        else:
+            info["reward_terms"] = {k: 0.0 for k in REWARD_TERMS}
+            info["invalid"] = 0
+        return info
+
+
+def make_observation_space(cfg: ScenarioConfig, obs_mode: str) -> spaces.Space:
+    N = cfg.n_nodes
+    F = obs_lib.n_node_features(cfg)
+    G = len(obs_lib.GLOBAL_FEATURES)
+    if obs_mode == "flat":
+        return spaces.Box(0.0, 1.0, (obs_lib.flat_size(cfg),), dtype=np.float32)
+    return spaces.Dict(
+        {
+            "nodes": spaces.Box(0.0, 1.0, (N, F), dtype=np.float32),
+            "node_mask": spaces.Box(0.0, 1.0, (N,), dtype=np.float32),
+            "distances": spaces.Box(0.0, 1.0, (N, N), dtype=np.float32),
+            "globals": spaces.Box(0.0, 1.0, (G,), dtype=np.float32),
+        }
+    )
+
+
+def build_observation(sim: Simulator, cfg: ScenarioConfig, obs_mode: str,
+                      view: ControllerView, row: int | slice | None = None):
+    """Observation(s) for batch ``row`` (an int for one env, None for all rows)."""
+    tick = sim.world.tick.astype(np.float64)
+    nodes = obs_lib.node_matrix(view, cfg, tick)
+    globs = obs_lib.global_vector(view, cfg, tick, sim.world.veh_active.sum(1))
+    sel = slice(None) if row is None else row
+    if obs_mode == "flat":
+        B = nodes.shape[0]
+        return np.concatenate([nodes.reshape(B, -1), globs], axis=1)[sel]
+    dist = obs_lib.distance_matrix(view)
+    B = nodes.shape[0]
+    out = {
+        "nodes": nodes,
+        "node_mask": view.up.astype(np.float32),
+        "distances": np.broadcast_to(dist, (B,) + dist.shape).copy(),
+        "globals": globs,
+    }
+    return {k: v[sel] for k, v in out.items()}
