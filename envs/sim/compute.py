@@ -8,7 +8,7 @@ failover restart) minus migration switch downtime.
 Per-tick latency of a running task (what its vehicle experiences):
 
     radio    = 8 * request_mb / rate_access            (vehicle <-> access node)
-    backhaul = hop_latency * hops(access node, host)
+    backhaul = hops(access node, host) * (hop_latency + 8 * request_mb / backhaul_rate)
     compute  = request_cycles / (f / k)
     latency  = radio + backhaul + compute              (out of coverage: a fixed
                                                         penalty replaces radio + backhaul)
@@ -21,6 +21,12 @@ import numpy as np
 from .config import ScenarioConfig
 from .layout import Layout
 from .world import RUNNING, World
+
+
+def per_hop_ms(cfg: ScenarioConfig) -> float:
+    """Backhaul latency of one hop for a request: propagation/switching plus
+    store-and-forward of ``request_mb`` at the backhaul rate [ms]."""
+    return cfg.radio.hop_latency_ms + 1000.0 * 8.0 * cfg.radio.request_mb / cfg.migration.backhaul_mbps
 
 
 def host_share_hz(world: World, layout: Layout) -> np.ndarray:
@@ -39,7 +45,8 @@ def task_latency_ms(world: World, layout: Layout, cfg: ScenarioConfig,
     attached = (access >= 0) & np.take_along_axis(world.veh_active, veh, axis=1)
     hops = layout.hops[np.maximum(access, 0), host]
     radio_ms = 1000.0 * 8.0 * r.request_mb / np.maximum(rate, 1e-9)
-    network_ms = np.where(attached, radio_ms + r.hop_latency_ms * hops, r.out_of_coverage_ms)
+    backhaul_ms = hops * per_hop_ms(cfg)
+    network_ms = np.where(attached, radio_ms + backhaul_ms, r.out_of_coverage_ms)
     task_share = np.take_along_axis(share, host, axis=1)
     compute_ms = 1000.0 * r.compute_request_gcycles * 1e9 / task_share
     return np.where(running, network_ms + compute_ms, 0.0)

@@ -13,7 +13,8 @@ The controller's decision for node ``n`` is a target node ``m`` (or none).
   rolls back (tasks stay, reservation released, cost paid). One active
   migration per source node; after it, a cooldown.
 * If the controller believes ``n`` is down, this is a **failover** of up to
-  the same number of ``n``'s orphaned tasks to ``m`` (seed 001). A task
+  the same number of ``n``'s orphaned tasks to ``m`` (seed 001), highest
+  priority level (8/5/2) first, then by the seed 000 formula. A task
   restarts on ``m`` from its replica if its backup node is alive, else from
   scratch; a failed attempt (the target turns out to be dead) counts towards
   ``max_reassignment_attempts``, after which the task is dropped.
@@ -123,12 +124,15 @@ def apply_decisions(world: World, layout: Layout, cfg: ScenarioConfig, actions: 
     env, task = np.nonzero(cand)
     src, tgt = source[env, task], tgt[env, task]
     remaining = world.task_deadline_s[env, task] - now[env]
+    # Seed 000 task priority for migrations; failovers serve high priority levels
+    # first (seed 001, priority_based_reassignment), then by the same formula.
     prio = formulas.task_priority(urgency[env, src], remaining)
+    prio = np.where(orphan[env, task], world.task_priority[env, task] + prio, prio)
     # Seed 000: the highest-priority tasks of each source, at most k per migration ...
     keep = rank_within(env * N + src, -prio) < mc.max_tasks_per_migration
     env, task, src, tgt, prio = env[keep], task[keep], src[keep], tgt[keep], prio[keep]
     # ... within the target's free slots (several sources may pick one target).
-    key = src.astype(np.float64) * 4.0 - prio  # lower source index first, then priority
+    key = src.astype(np.float64) * 1e3 - prio  # lower source index first, then priority
     admit = rank_within(env * N + tgt, key) < ledger.free_slots(world, layout)[env, tgt]
     env, task, src, tgt = env[admit], task[admit], src[admit], tgt[admit]
     is_fo = orphan[env, task]

@@ -57,6 +57,7 @@ class ControllerView:
     task_access: np.ndarray  # access node of the task's vehicle (-1 none)
     task_migrating: np.ndarray
     task_attempts: np.ndarray
+    task_state_mb: np.ndarray  # migratable state size [MB] (known to the scheduler)
 
 
 def controller_view(sim: Simulator) -> ControllerView:
@@ -102,6 +103,7 @@ def controller_view(sim: Simulator) -> ControllerView:
         task_access=np.where(present, access, -1),
         task_migrating=w.task_mig_target >= 0,
         task_attempts=w.task_attempts.copy(),
+        task_state_mb=w.task_state_mb.copy(),
     )
     for name in view.__dataclass_fields__:
         value = getattr(view, name)

@@ -1,0 +1,351 @@
+"""One evaluation harness for every policy: rule-based baselines and trained SB3 models.
+
+Every policy runs the same episodes (seeds ``seed, seed + 1, ...``), so the
+comparison is paired. Per episode it records the return and the episode
+metrics; per policy it reports the mean return with a 95 % bootstrap CI, the
+IQM, completion / miss / drop rates, migrations, downtime, latency and
+failovers. Episodes can run in worker processes (``workers > 1``) with
+results identical to the serial run (each episode is a pure function of
+policy, scenario and seed).
+
+Command line: ``roadedge-eval --scenario city --policies all --episodes 20 --seed 0``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .stats import bootstrap_ci, iqm
+
+METRIC_COLUMNS = (
+    "tasks_generated", "tasks_completed", "tasks_missed", "tasks_dropped", "tasks_active",
+    "migrations_started", "migrations_completed", "migrations_failed", "downtime_s",
+    "mean_latency_ms", "failovers", "mean_recovery_s", "invalid_actions",
+)
+MODEL_PREFIX = "model:"
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """One episode to run: a policy spec on a scenario with a seed."""
+
+    policy: str  # a baseline name, or "model:<path.zip>"
+    seed: int
+    env_id: str = "RoadEdge-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def _make_env(env_id: str, env_kwargs: dict[str, Any]):
+    import gymnasium as gym
+
+    import roadedge.envs  # noqa: F401  (registers the ids)
+
+    return gym.make(env_id, **env_kwargs)
+
+
+def load_model(path: str):
+    """Load an SB3 / sb3-contrib model zip, whichever algorithm saved it."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        data = json.loads(zf.read("data").decode("utf-8"))
+    policy_class = json.dumps(data.get("policy_class", ""))
+    if "sb3_contrib" in policy_class or "Maskable" in policy_class:
+        from sb3_contrib import MaskablePPO
+
+        return MaskablePPO.load(path, device="cpu")
+    from stable_baselines3 import A2C, PPO
+
+    errors = []
+    for cls in (PPO, A2C):
+        try:
+            return cls.load(path, device="cpu")
+        except Exception as exc:  # wrong algorithm: try the next one
+            errors.append(f"{cls.__name__}: {exc}")
+    raise ValueError(f"could not load model {path}: " + "; ".join(errors))
+
+
+class ModelPolicy:
+    """Wraps a trained SB3 model; passes action masks to MaskablePPO."""
+
+    def __init__(self, model: Any, env: Any):
+        self.model = model
+        self.env = env.unwrapped
+        self.masked = type(model).__name__ == "MaskablePPO"
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
+        if self.masked:
+            return self.model.predict(obs, state=state, episode_start=episode_start,
+                                      deterministic=deterministic,
+                                      action_masks=self.env.action_masks())
+        return self.model.predict(obs, state=state, episode_start=episode_start,
+                                  deterministic=deterministic)
+
+
+def _model_obs_mode(model: Any) -> str:
+    from gymnasium import spaces
+
+    return "dict" if isinstance(model.observation_space, spaces.Dict) else "flat"
+
+
+def run_episode(job: EvalJob) -> dict[str, Any]:
+    """Run one episode; returns a flat record (policy, seed, return, length, metrics)."""
+    kwargs = dict(job.env_kwargs)
+    if job.policy.startswith(MODEL_PREFIX):
+        import torch
+
+        torch.set_num_threads(1)
+        model = load_model(job.policy[len(MODEL_PREFIX):])
+        kwargs.setdefault("obs_mode", _model_obs_mode(model))
+        env = _make_env(job.env_id, kwargs)
+        policy: Any = ModelPolicy(model, env)
+    else:
+        from roadedge.baselines import make_policy
+
+        env = _make_env(job.env_id, kwargs)
+        policy = make_policy(job.policy, env, seed=job.seed)
+    obs, info = env.reset(seed=job.seed)
+    total, steps, done = 0.0, 0, False
+    terms_sum: dict[str, float] = {}
+    while not done:
+        action, _ = policy.predict(obs, deterministic=True)
+        obs, reward, terminated, truncated, info = env.step(action)
+        total += reward
+        steps += 1
+        for k, v in info["reward_terms"].items():
+            terms_sum[k] = terms_sum.get(k, 0.0) + v
+        done = terminated or truncated
+    env.close()
+    record: dict[str, Any] = {"policy": job.policy, "seed": job.seed, "return": total,
+                              "length": steps}
+    record.update({k: info["metrics"][k] for k in METRIC_COLUMNS})
+    record.update({f"term_{k}": v for k, v in terms_sum.items()})
+    return record
+
+
+def run_jobs(jobs: Sequence[EvalJob], workers: int = 1, progress: bool = True) -> list[dict]:
+    """Run every job, serially or in ``workers`` processes; results in job order."""
+    bar = _progress(len(jobs), progress)
+    results: list[dict] = []
+    if workers <= 1:
+        for job in jobs:
+            results.append(run_episode(job))
+            bar.update(1)
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for record in pool.map(run_episode, jobs):
+                results.append(record)
+                bar.update(1)
+    bar.close()
+    return results
+
+
+def _progress(total: int, enabled: bool):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is in the training extra; run without a bar
+        enabled = False
+    if not enabled:
+        class _Null:
+            def update(self, n):
+                pass
+
+            def close(self):
+                pass
+
+        return _Null()
+    return tqdm(total=total, desc="episodes", unit="ep")
+
+
+def summarize(records: list[dict]) -> list[dict[str, Any]]:
+    """Per-policy summary rows, in first-appearance order."""
+    order: list[str] = []
+    for r in records:
+        if r["policy"] not in order:
+            order.append(r["policy"])
+    rows = []
+    for name in order:
+        rs = [r for r in records if r["policy"] == name]
+        ret = np.array([r["return"] for r in rs])
+        lo, hi = bootstrap_ci(ret)
+        gen = np.array([max(r["tasks_generated"], 1.0) for r in rs])
+
+        def rate(key, rs=rs, gen=gen):
+            return float(np.mean(np.array([r[key] for r in rs]) / gen))
+
+        def mean(key, rs=rs):
+            return float(np.mean([r[key] for r in rs]))
+
+        rows.append({
+            "policy": display_name(name),
+            "episodes": len(rs),
+            "return_mean": float(ret.mean()),
+            "return_ci_low": lo,
+            "return_ci_high": hi,
+            "return_iqm": iqm(ret),
+            "completed_rate": rate("tasks_completed"),
+            "missed_rate": rate("tasks_missed"),
+            "dropped_rate": rate("tasks_dropped"),
+            "tasks_dropped": mean("tasks_dropped"),
+            "migrations": mean("migrations_started"),
+            "migration_success": float(np.sum([r["migrations_completed"] for r in rs])
+                                       / max(np.sum([r["migrations_started"] for r in rs]), 1)),
+            "downtime_s": mean("downtime_s"),
+            "mean_latency_ms": mean("mean_latency_ms"),
+            "failovers": mean("failovers"),
+            "mean_recovery_s": mean("mean_recovery_s"),
+        })
+    return rows
+
+
+def display_name(policy: str) -> str:
+    if policy.startswith(MODEL_PREFIX):
+        return "agent:" + Path(policy[len(MODEL_PREFIX):]).stem
+    return policy
+
+
+def format_table(rows: list[dict[str, Any]], title: str = "") -> str:
+    """A plain-text table (also valid Markdown)."""
+    header = ["policy", "return (95% CI)", "IQM", "done %", "missed %", "dropped %",
+              "migr.", "downtime s", "latency ms", "failovers"]
+    lines = [f"{title}\n" if title else "", "| " + " | ".join(header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    for r in rows:
+        cells = [
+            r["policy"],
+            f"{r['return_mean']:.1f} [{r['return_ci_low']:.1f}, {r['return_ci_high']:.1f}]",
+            f"{r['return_iqm']:.1f}",
+            f"{100 * r['completed_rate']:.1f}",
+            f"{100 * r['missed_rate']:.1f}",
+            f"{100 * r['dropped_rate']:.2f}",
+            f"{r['migrations']:.0f}",
+            f"{r['downtime_s']:.1f}",
+            f"{r['mean_latency_ms']:.1f}",
+            f"{r['failovers']:.1f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(line for line in lines if line != "")
+
+
+def write_results(records: list[dict], rows: list[dict], out_dir: Path,
+                  meta: dict[str, Any]) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = out_dir / "episodes.csv"
+    with open(csv_path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(records[0].keys()))
+        writer.writeheader()
+        writer.writerows(records)
+    json_path = out_dir / "summary.json"
+    with open(json_path, "w", encoding="utf-8") as fh:
+        json.dump({"meta": meta, "policies": rows}, fh, indent=2)
+    return csv_path, json_path
+
+
+def evaluate(policies: Sequence[str], env_id: str = "RoadEdge-v0", episodes: int = 20,
+             seed: int = 0, workers: int = 1, env_kwargs: dict[str, Any] | None = None,
+             progress: bool = True) -> tuple[list[dict], list[dict]]:
+    """Run ``policies`` on the same ``episodes`` seeds. Returns (records, summary rows)."""
+    env_kwargs = dict(env_kwargs or {})
+    _make_env(env_id, env_kwargs).close()  # fail fast on a bad id or config
+    jobs = [EvalJob(p, seed + i, env_id, env_kwargs) for p in policies for i in range(episodes)]
+    records = run_jobs(jobs, workers=workers, progress=progress)
+    return records, summarize(records)
+
+
+def resolve_policies(spec: str, models: Sequence[str] = ()) -> list[str]:
+    from roadedge.baselines import policy_names
+
+    names = policy_names() if spec.strip() == "all" else [
+        s.strip() for s in spec.split(",") if s.strip()]
+    for name in names:  # validate early with a clear error
+        _check_policy_name(name)
+    for m in models:
+        if not Path(m).is_file():
+            raise SystemExit(f"model file not found: {m}")
+    return names + [MODEL_PREFIX + m for m in models]
+
+
+def _check_policy_name(name: str) -> None:
+    from roadedge.baselines.policies import FAILOVER_RULES, MIGRATION_RULES
+
+    parts = name.split("+")
+    ok = len(parts) <= 2 and all(p in MIGRATION_RULES + FAILOVER_RULES for p in parts)
+    if not ok:
+        raise SystemExit(f"unknown policy {name!r}; see --list")
+
+
+def parse_env_kwargs(items: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` pairs (values parsed as YAML: numbers, bools, dicts)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"--env-kwargs expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="roadedge-eval", description=__doc__.split("\n\n")[0])
+    p.add_argument("--scenario", default=None,
+                   help="preset name or YAML path (default: the env id's own scenario)")
+    p.add_argument("--env-id", default="RoadEdge-v0")
+    p.add_argument("--policies", default="all", help="comma-separated names, or 'all'")
+    p.add_argument("--model", action="append", default=[],
+                   help="a trained SB3 model .zip to evaluate too (repeatable)")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0, help="first episode seed")
+    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="env/config overrides, e.g. horizon=100 faults__mttr_s=30")
+    p.add_argument("--out", default=None, help="output folder (default results/eval-...)")
+    p.add_argument("--list", action="store_true", help="list the policy names and exit")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from roadedge.baselines import policy_names
+
+    if args.list:
+        print("\n".join(policy_names()))
+        return 0
+    if args.episodes < 1:
+        raise SystemExit("--episodes must be at least 1")
+    if args.workers < 1:
+        raise SystemExit("--workers must be at least 1")
+    env_kwargs = parse_env_kwargs(args.env_kwargs)
+    if args.scenario:
+        env_kwargs["scenario"] = args.scenario
+    policies = resolve_policies(args.policies, args.model)
+    start = time.perf_counter()
+    records, rows = evaluate(policies, args.env_id, args.episodes, args.seed, args.workers,
+                             env_kwargs, progress=not args.no_progress)
+    elapsed = time.perf_counter() - start
+    scen = env_kwargs.get("scenario", args.env_id)
+    out = Path(args.out) if args.out else Path("results") / f"eval-{Path(str(scen)).stem}"
+    meta = {"env_id": args.env_id, "env_kwargs": env_kwargs, "episodes": args.episodes,
+            "seed": args.seed, "workers": args.workers, "wall_time_s": elapsed}
+    csv_path, json_path = write_results(records, rows, out, meta)
+    title = (f"{args.env_id} {env_kwargs or ''}: {args.episodes} episodes, seeds "
+             f"{args.seed}..{args.seed + args.episodes - 1}")
+    print(format_table(rows, title))
+    print(f"\nwrote {csv_path} and {json_path} ({elapsed:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,38 @@
+"""Summary statistics for evaluation results: bootstrap CIs and the IQM.
+
+The interquartile mean (IQM) and bootstrap confidence intervals follow the
+recommendations of Agarwal et al., "Deep RL at the Edge of the Statistical
+Precipice" (NeurIPS 2021): robust to outlier episodes and honest about the
+uncertainty of a small number of runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def iqm(values: np.ndarray) -> float:
+    """Mean of the middle 50 % of the values (trimming 25 % at each end)."""
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    n = x.size
+    if n == 0:
+        return float("nan")
+    lo, hi = int(np.floor(0.25 * n)), int(np.ceil(0.75 * n))
+    if hi <= lo:
+        return float(x.mean())
+    return float(x[lo:hi].mean())
+
+
+def bootstrap_ci(values: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean; deterministic for a given ``seed``."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        return float("nan"), float("nan")
+    if x.size == 1:
+        return float(x[0]), float(x[0])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, x.size, size=(n_resamples, x.size))
+    means = x[idx].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))

@@ -1,0 +1,114 @@
+"""Rule-based policies with Stable-Baselines3's ``predict`` interface.
+
+A policy is built from an environment (``make_policy(name, env)``) because
+rule-based controllers read the controller's view (heartbeats, the
+scheduler's ledger) through ``env.unwrapped.controller_view()`` and the
+action mask, never the hidden truth. ``predict(obs, state, episode_start,
+deterministic)`` returns ``(action, state)`` exactly like an SB3 model, so
+one evaluation harness runs rules and trained agents alike.
+
+Names: a migration rule (``noop``, ``random``, ``follow``, ``greedy``,
+``threshold``), a failover rule (``failover``, ``backup``), or one of each
+joined by ``+`` (``threshold+failover``). A migration rule acts on nodes the
+controller believes up; a failover rule on nodes it believes down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import rules
+
+MIGRATION_RULES = ("noop", "random", "follow", "greedy", "threshold")
+FAILOVER_RULES = ("failover", "backup")
+COMBINATIONS = ("threshold+failover", "threshold+backup", "greedy+failover", "greedy+backup",
+                "follow+failover")
+
+
+def policy_names() -> list[str]:
+    """All policy names ``make_policy`` accepts (``--policies all``)."""
+    return list(MIGRATION_RULES + FAILOVER_RULES + COMBINATIONS)
+
+
+class RulePolicy:
+    """A rule-based controller bound to one environment (or a batched simulator).
+
+    Args:
+        env: a RoadEdge env (possibly wrapped); the policy reads its
+            ``controller_view()`` and ``action_masks()``.
+        migration: name of the migration rule, or None.
+        failover: name of the failover rule, or None.
+        seed: seed of the policy's own generator (``random`` only).
+    """
+
+    def __init__(self, env: Any, migration: str | None, failover: str | None, seed: int = 0):
+        self.env = env.unwrapped if hasattr(env, "unwrapped") else env
+        self.cfg = self.env.cfg
+        self.migration = migration
+        self.failover = failover
+        self.name = "+".join(n for n in (migration, failover) if n) or "noop"
+        self.rng = np.random.default_rng(seed)
+        self.backups = rules.BackupTable(self.cfg.faults.backup_count)
+
+    def decide(self, view, mask: np.ndarray) -> np.ndarray:
+        """Actions (B, N) from a controller view and the (B, N, N + 1) mask."""
+        B, N = view.up.shape
+        action = np.zeros((B, N), dtype=np.int64)
+        if self.failover == "backup" or self.migration is None:
+            table = self.backups.update(view) if self.failover == "backup" else None
+        if self.migration == "random":
+            action = rules.random_rule(view, mask, self.cfg, self.rng)
+        elif self.migration in ("follow", "greedy", "threshold"):
+            rule: Callable = getattr(rules, f"{self.migration}_rule")
+            action = rule(view, mask, self.cfg)
+        if self.failover == "failover":
+            fo = rules.failover_rule(view, mask, self.cfg)
+            action = np.where(view.up, action, fo)
+        elif self.failover == "backup":
+            fo = rules.backup_rule(view, mask, self.cfg, table)
+            action = np.where(view.up, action, fo)
+        return action
+
+    def predict(self, observation: Any = None, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True):
+        """SB3-style: ``(action, state)``; the action has shape (N,) for a single env."""
+        view = self.env.controller_view()
+        mask = self.env.sim.action_mask()
+        action = self.decide(view, mask)
+        batched = _is_batched(observation, self.env)
+        return (action if batched else action[0]), state
+
+    def reset(self) -> None:
+        self.backups = rules.BackupTable(self.cfg.faults.backup_count)
+
+
+def _is_batched(observation: Any, env: Any) -> bool:
+    if observation is None:
+        return False
+    space = env.observation_space
+    if isinstance(observation, dict):
+        key = next(iter(observation))
+        return np.ndim(observation[key]) == len(space[key].shape) + 1
+    return np.ndim(observation) == len(space.shape) + 1
+
+
+def make_policy(name: str, env: Any, seed: int = 0) -> RulePolicy:
+    """Build a named baseline for ``env``; raises ValueError listing the names."""
+    parts = name.split("+")
+    migration = failover = None
+    for part in parts:
+        if part in MIGRATION_RULES and migration is None:
+            migration = part
+        elif part in FAILOVER_RULES and failover is None:
+            failover = part
+        else:
+            raise ValueError(
+                f"unknown policy {name!r}: use a migration rule {MIGRATION_RULES}, a failover "
+                f"rule {FAILOVER_RULES}, or one of each joined by '+' (e.g. threshold+failover)"
+            )
+    if migration == "noop":
+        migration = None
+    return RulePolicy(env, migration, failover, seed=seed)
