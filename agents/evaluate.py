@@ -28,9 +28,19 @@ import numpy as np
 from .stats import bootstrap_ci, iqm
 
 METRIC_COLUMNS = (
-    "tasks_generated", "tasks_completed", "tasks_missed", "tasks_dropped", "tasks_active",
-    "migrations_started", "migrations_completed", "migrations_failed", "downtime_s",
-    "mean_latency_ms", "failovers", "mean_recovery_s", "invalid_actions",
+    "tasks_generated",
+    "tasks_completed",
+    "tasks_missed",
+    "tasks_dropped",
+    "tasks_active",
+    "migrations_started",
+    "migrations_completed",
+    "migrations_failed",
+    "downtime_s",
+    "mean_latency_ms",
+    "failovers",
+    "mean_recovery_s",
+    "invalid_actions",
 )
 MODEL_PREFIX = "model:"
 
@@ -47,7 +57,6 @@ class EvalJob:
 
 def _make_env(env_id: str, env_kwargs: dict[str, Any]):
     import gymnasium as gym
-
     import roadedge.envs  # noqa: F401  (registers the ids)
 
     return gym.make(env_id, **env_kwargs)
@@ -85,11 +94,16 @@ class ModelPolicy:
 
     def predict(self, obs, state=None, episode_start=None, deterministic=True):
         if self.masked:
-            return self.model.predict(obs, state=state, episode_start=episode_start,
-                                      deterministic=deterministic,
-                                      action_masks=self.env.action_masks())
-        return self.model.predict(obs, state=state, episode_start=episode_start,
-                                  deterministic=deterministic)
+            return self.model.predict(
+                obs,
+                state=state,
+                episode_start=episode_start,
+                deterministic=deterministic,
+                action_masks=self.env.action_masks(),
+            )
+        return self.model.predict(
+            obs, state=state, episode_start=episode_start, deterministic=deterministic
+        )
 
 
 def _model_obs_mode(model: Any) -> str:
@@ -105,7 +119,7 @@ def run_episode(job: EvalJob) -> dict[str, Any]:
         import torch
 
         torch.set_num_threads(1)
-        model = load_model(job.policy[len(MODEL_PREFIX):])
+        model = load_model(job.policy[len(MODEL_PREFIX) :])
         kwargs.setdefault("obs_mode", _model_obs_mode(model))
         env = _make_env(job.env_id, kwargs)
         policy: Any = ModelPolicy(model, env)
@@ -126,8 +140,12 @@ def run_episode(job: EvalJob) -> dict[str, Any]:
             terms_sum[k] = terms_sum.get(k, 0.0) + v
         done = terminated or truncated
     env.close()
-    record: dict[str, Any] = {"policy": job.policy, "seed": job.seed, "return": total,
-                              "length": steps}
+    record: dict[str, Any] = {
+        "policy": job.policy,
+        "seed": job.seed,
+        "return": total,
+        "length": steps,
+    }
     record.update({k: info["metrics"][k] for k in METRIC_COLUMNS})
     record.update({f"term_{k}": v for k, v in terms_sum.items()})
     return record
@@ -156,6 +174,7 @@ def _progress(total: int, enabled: bool):
     except ImportError:  # tqdm is in the training extra; run without a bar
         enabled = False
     if not enabled:
+
         class _Null:
             def update(self, n):
                 pass
@@ -186,40 +205,57 @@ def summarize(records: list[dict]) -> list[dict[str, Any]]:
         def mean(key, rs=rs):
             return float(np.mean([r[key] for r in rs]))
 
-        rows.append({
-            "policy": display_name(name),
-            "episodes": len(rs),
-            "return_mean": float(ret.mean()),
-            "return_ci_low": lo,
-            "return_ci_high": hi,
-            "return_iqm": iqm(ret),
-            "completed_rate": rate("tasks_completed"),
-            "missed_rate": rate("tasks_missed"),
-            "dropped_rate": rate("tasks_dropped"),
-            "tasks_dropped": mean("tasks_dropped"),
-            "migrations": mean("migrations_started"),
-            "migration_success": float(np.sum([r["migrations_completed"] for r in rs])
-                                       / max(np.sum([r["migrations_started"] for r in rs]), 1)),
-            "downtime_s": mean("downtime_s"),
-            "mean_latency_ms": mean("mean_latency_ms"),
-            "failovers": mean("failovers"),
-            "mean_recovery_s": mean("mean_recovery_s"),
-        })
+        rows.append(
+            {
+                "policy": display_name(name),
+                "episodes": len(rs),
+                "return_mean": float(ret.mean()),
+                "return_ci_low": lo,
+                "return_ci_high": hi,
+                "return_iqm": iqm(ret),
+                "completed_rate": rate("tasks_completed"),
+                "missed_rate": rate("tasks_missed"),
+                "dropped_rate": rate("tasks_dropped"),
+                "tasks_dropped": mean("tasks_dropped"),
+                "migrations": mean("migrations_started"),
+                "migration_success": float(
+                    np.sum([r["migrations_completed"] for r in rs])
+                    / max(np.sum([r["migrations_started"] for r in rs]), 1)
+                ),
+                "downtime_s": mean("downtime_s"),
+                "mean_latency_ms": mean("mean_latency_ms"),
+                "failovers": mean("failovers"),
+                "mean_recovery_s": mean("mean_recovery_s"),
+            }
+        )
     return rows
 
 
 def display_name(policy: str) -> str:
     if policy.startswith(MODEL_PREFIX):
-        return "agent:" + Path(policy[len(MODEL_PREFIX):]).stem
+        return "agent:" + Path(policy[len(MODEL_PREFIX) :]).stem
     return policy
 
 
 def format_table(rows: list[dict[str, Any]], title: str = "") -> str:
     """A plain-text table (also valid Markdown)."""
-    header = ["policy", "return (95% CI)", "IQM", "done %", "missed %", "dropped %",
-              "migr.", "downtime s", "latency ms", "failovers"]
-    lines = [f"{title}\n" if title else "", "| " + " | ".join(header) + " |",
-             "|" + "|".join("---" for _ in header) + "|"]
+    header = [
+        "policy",
+        "return (95% CI)",
+        "IQM",
+        "done %",
+        "missed %",
+        "dropped %",
+        "migr.",
+        "downtime s",
+        "latency ms",
+        "failovers",
+    ]
+    lines = [
+        f"{title}\n" if title else "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
     for r in rows:
         cells = [
             r["policy"],
@@ -237,8 +273,9 @@ def format_table(rows: list[dict[str, Any]], title: str = "") -> str:
     return "\n".join(line for line in lines if line != "")
 
 
-def write_results(records: list[dict], rows: list[dict], out_dir: Path,
-                  meta: dict[str, Any]) -> tuple[Path, Path]:
+def write_results(
+    records: list[dict], rows: list[dict], out_dir: Path, meta: dict[str, Any]
+) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "episodes.csv"
     with open(csv_path, "w", newline="", encoding="utf-8") as fh:
@@ -251,9 +288,15 @@ def write_results(records: list[dict], rows: list[dict], out_dir: Path,
     return csv_path, json_path
 
 
-def evaluate(policies: Sequence[str], env_id: str = "RoadEdge-v0", episodes: int = 20,
-             seed: int = 0, workers: int = 1, env_kwargs: dict[str, Any] | None = None,
-             progress: bool = True) -> tuple[list[dict], list[dict]]:
+def evaluate(
+    policies: Sequence[str],
+    env_id: str = "RoadEdge-v0",
+    episodes: int = 20,
+    seed: int = 0,
+    workers: int = 1,
+    env_kwargs: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> tuple[list[dict], list[dict]]:
     """Run ``policies`` on the same ``episodes`` seeds. Returns (records, summary rows)."""
     env_kwargs = dict(env_kwargs or {})
     _make_env(env_id, env_kwargs).close()  # fail fast on a bad id or config
@@ -265,8 +308,11 @@ def evaluate(policies: Sequence[str], env_id: str = "RoadEdge-v0", episodes: int
 def resolve_policies(spec: str, models: Sequence[str] = ()) -> list[str]:
     from roadedge.baselines import policy_names
 
-    names = policy_names() if spec.strip() == "all" else [
-        s.strip() for s in spec.split(",") if s.strip()]
+    names = (
+        policy_names()
+        if spec.strip() == "all"
+        else [s.strip() for s in spec.split(",") if s.strip()]
+    )
     for name in names:  # validate early with a clear error
         _check_policy_name(name)
     for m in models:
@@ -299,17 +345,29 @@ def parse_env_kwargs(items: Sequence[str]) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="roadedge-eval", description=__doc__.split("\n\n")[0])
-    p.add_argument("--scenario", default=None,
-                   help="preset name or YAML path (default: the env id's own scenario)")
+    p.add_argument(
+        "--scenario",
+        default=None,
+        help="preset name or YAML path (default: the env id's own scenario)",
+    )
     p.add_argument("--env-id", default="RoadEdge-v0")
     p.add_argument("--policies", default="all", help="comma-separated names, or 'all'")
-    p.add_argument("--model", action="append", default=[],
-                   help="a trained SB3 model .zip to evaluate too (repeatable)")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="a trained SB3 model .zip to evaluate too (repeatable)",
+    )
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--seed", type=int, default=0, help="first episode seed")
     p.add_argument("--workers", type=int, default=1, help="worker processes")
-    p.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="env/config overrides, e.g. horizon=100 faults__mttr_s=30")
+    p.add_argument(
+        "--env-kwargs",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="env/config overrides, e.g. horizon=100 faults__mttr_s=30",
+    )
     p.add_argument("--out", default=None, help="output folder (default results/eval-...)")
     p.add_argument("--list", action="store_true", help="list the policy names and exit")
     p.add_argument("--no-progress", action="store_true")
@@ -332,16 +390,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         env_kwargs["scenario"] = args.scenario
     policies = resolve_policies(args.policies, args.model)
     start = time.perf_counter()
-    records, rows = evaluate(policies, args.env_id, args.episodes, args.seed, args.workers,
-                             env_kwargs, progress=not args.no_progress)
+    records, rows = evaluate(
+        policies,
+        args.env_id,
+        args.episodes,
+        args.seed,
+        args.workers,
+        env_kwargs,
+        progress=not args.no_progress,
+    )
     elapsed = time.perf_counter() - start
     scen = env_kwargs.get("scenario", args.env_id)
     out = Path(args.out) if args.out else Path("results") / f"eval-{Path(str(scen)).stem}"
-    meta = {"env_id": args.env_id, "env_kwargs": env_kwargs, "episodes": args.episodes,
-            "seed": args.seed, "workers": args.workers, "wall_time_s": elapsed}
+    meta = {
+        "env_id": args.env_id,
+        "env_kwargs": env_kwargs,
+        "episodes": args.episodes,
+        "seed": args.seed,
+        "workers": args.workers,
+        "wall_time_s": elapsed,
+    }
     csv_path, json_path = write_results(records, rows, out, meta)
-    title = (f"{args.env_id} {env_kwargs or ''}: {args.episodes} episodes, seeds "
-             f"{args.seed}..{args.seed + args.episodes - 1}")
+    title = (
+        f"{args.env_id} {env_kwargs or ''}: {args.episodes} episodes, seeds "
+        f"{args.seed}..{args.seed + args.episodes - 1}"
+    )
     print(format_table(rows, title))
     print(f"\nwrote {csv_path} and {json_path} ({elapsed:.0f} s)")
     return 0

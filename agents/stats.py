@@ -23,8 +23,9 @@ def iqm(values: np.ndarray) -> float:
     return float(x[lo:hi].mean())
 
 
-def bootstrap_ci(values: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000,
-                 seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    values: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean; deterministic for a given ``seed``."""
     x = np.asarray(values, dtype=np.float64)
     if x.size == 0:

@@ -24,8 +24,13 @@ from . import rules
 
 MIGRATION_RULES = ("noop", "random", "follow", "greedy", "threshold")
 FAILOVER_RULES = ("failover", "backup")
-COMBINATIONS = ("threshold+failover", "threshold+backup", "greedy+failover", "greedy+backup",
-                "follow+failover")
+COMBINATIONS = (
+    "threshold+failover",
+    "threshold+backup",
+    "greedy+failover",
+    "greedy+backup",
+    "follow+failover",
+)
 
 
 def policy_names() -> list[str]:
@@ -72,8 +77,13 @@ class RulePolicy:
             action = np.where(view.up, action, fo)
         return action
 
-    def predict(self, observation: Any = None, state: Any = None, episode_start: Any = None,
-                deterministic: bool = True):
+    def predict(
+        self,
+        observation: Any = None,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ):
         """SB3-style: ``(action, state)``; the action has shape (N,) for a single env."""
         view = self.env.controller_view()
         mask = self.env.sim.action_mask()

@@ -13,7 +13,6 @@ action mask; never the simulator's hidden state.
 from __future__ import annotations
 
 import numpy as np
-
 from roadedge.envs.sim import formulas
 from roadedge.envs.sim.compute import per_hop_ms
 from roadedge.envs.sim.config import ScenarioConfig
@@ -85,8 +84,9 @@ def follow_rule(view: ControllerView, mask: np.ndarray, cfg: ScenarioConfig) -> 
     return _pick(votes, valid, acting)
 
 
-def greedy_rule(view: ControllerView, mask: np.ndarray, cfg: ScenarioConfig,
-                lookahead_s: float = 10.0) -> np.ndarray:
+def greedy_rule(
+    view: ControllerView, mask: np.ndarray, cfg: ScenarioConfig, lookahead_s: float = 10.0
+) -> np.ndarray:
     """One-step estimated net benefit with the env's own models.
 
     For each source n and valid target m: the latency saved by moving n's
@@ -125,8 +125,9 @@ def greedy_rule(view: ControllerView, mask: np.ndarray, cfg: ScenarioConfig,
     moved_mb = state_mb * frac
     delay = formulas.migration_delay_s(moved_mb, lay.hops[None], mc, r.hop_latency_ms)
     _, _, switch = formulas.phase_durations_s(delay, mc)
-    p = formulas.success_probability(lay.distance_m[None], target_load(view)[:, None, :],
-                                     view.urgency[..., None], mc)
+    p = formulas.success_probability(
+        lay.distance_m[None], target_load(view)[:, None, :], view.urgency[..., None], mc
+    )
     benefit = p * (gain * frac - rw.downtime * switch * k)
     benefit -= rw.migration_cost * formulas.migration_cost(moved_mb, delay, mc)
     acting = view.up & ~view.migrating & (view.cooldown_left_s <= 0)
@@ -184,8 +185,9 @@ def failover_rule(view: ControllerView, mask: np.ndarray, cfg: ScenarioConfig) -
     return _pick(score, valid, acting)
 
 
-def backup_rule(view: ControllerView, mask: np.ndarray, cfg: ScenarioConfig,
-                backups: np.ndarray | None = None) -> np.ndarray:
+def backup_rule(
+    view: ControllerView, mask: np.ndarray, cfg: ScenarioConfig, backups: np.ndarray | None = None
+) -> np.ndarray:
     """Seed 001 BackupAgentStrategy: fail over to the first live backup.
 
     ``backups`` (B, T, K) is each task's ordered backup list (see
@@ -256,7 +258,8 @@ class BackupTable:
         has_rep = replica >= 0
         rep_key = key[np.arange(b.size), np.maximum(replica, 0)]
         key[np.arange(b.size)[has_rep], replica[has_rep]] = np.where(
-            np.isfinite(rep_key[has_rep]), float(self.k), np.inf)
+            np.isfinite(rep_key[has_rep]), float(self.k), np.inf
+        )
         cur = table[b, t]
         for j in range(self.k):  # k is tiny (2 by default)
             col = np.maximum(cur[:, j], 0)

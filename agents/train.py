@@ -1,0 +1,464 @@
+"""Train an SB3 agent on a RoadEdge scenario and compare it with every baseline.
+
+``python train.py --algo ppo --env RoadEdge-v0 --timesteps 200000 --seed 0``
+
+A run writes ``runs/<env>__<algo>__<seed>__<time>/`` with:
+
+* ``config.yml``: the resolved arguments and hyperparameters (for ``--resume``);
+* ``tb/``: TensorBoard logs, including every reward term and ``info["metrics"]``;
+* ``checkpoints/``: periodic checkpoints (and ``interrupted_*.zip`` on Ctrl-C);
+* ``best_model.zip``: the best model by periodic evaluation; ``final_model.zip``;
+* ``eval/``: the final comparison with the baselines (``episodes.csv``,
+  ``summary.json``, ``table.md``), also printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+ALGOS = ("ppo", "a2c", "maskable_ppo")
+HYPERPARAM_DIR = Path(__file__).resolve().parent / "hyperparams"
+TRAINING_KEYS = ("n_timesteps", "n_envs", "policy", "obs_mode", "normalize_reward")
+DEFAULT_BASELINES = (
+    "noop",
+    "threshold",
+    "failover",
+    "backup",
+    "threshold+failover",
+    "greedy+backup",
+)
+EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes use seeds no training env ever got
+
+
+@dataclass
+class Args:
+    """Command-line arguments of ``train.py`` (typed, CleanRL style)."""
+
+    algo: str = "ppo"
+    env: str = "RoadEdge-v0"
+    scenario: str | None = None
+    timesteps: int | None = None
+    n_envs: int | None = None
+    seed: int = 0
+    hyperparams: str | None = None
+    hp: list[str] = field(default_factory=list)
+    env_kwargs: list[str] = field(default_factory=list)
+    resume: str | None = None
+    runs_dir: str = "runs"
+    eval_episodes: int = 20
+    eval_freq: int = 10_000
+    checkpoint_freq: int = 25_000
+    baselines: str = ",".join(DEFAULT_BASELINES)
+    workers: int = 1
+    progress: bool = True
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="train.py",
+        description=(
+            "Train a PPO / A2C / MaskablePPO agent on RoadEdge and compare it with the baselines."
+        ),
+    )
+    p.add_argument("--algo", choices=ALGOS, default="ppo")
+    p.add_argument("--env", default="RoadEdge-v0", help="a registered RoadEdge id")
+    p.add_argument("--scenario", default=None, help="preset name or YAML path (overrides the id's)")
+    p.add_argument("--timesteps", type=int, default=None, help="total env steps (default: yml)")
+    p.add_argument("--n-envs", type=int, default=None, help="parallel envs (default: yml)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--hyperparams",
+        default=None,
+        help="YAML file keyed by env id (default agents/hyperparams/<algo>.yml)",
+    )
+    p.add_argument(
+        "--hp",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override hyperparameters, e.g. learning_rate=1e-4 n_steps=128",
+    )
+    p.add_argument(
+        "--env-kwargs",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="scenario overrides, e.g. horizon=200 faults__mttr_s=30",
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue a run from its latest checkpoint",
+    )
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=20,
+        help="episodes of the final comparison (seeds unseen in training)",
+    )
+    p.add_argument(
+        "--eval-freq",
+        type=int,
+        default=10_000,
+        help="evaluate every this many env steps (best model); 0 disables",
+    )
+    p.add_argument("--checkpoint-freq", type=int, default=25_000, help="env steps; 0 disables")
+    p.add_argument(
+        "--baselines",
+        default=",".join(DEFAULT_BASELINES),
+        help="baselines in the final table: comma list, 'all' or 'none'",
+    )
+    p.add_argument("--workers", type=int, default=1, help="processes for the final evaluation")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Args:
+    ns = build_parser().parse_args(argv)
+    args = Args(**vars(ns))
+    for name in ("timesteps", "n_envs"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.eval_episodes < 1:
+        raise SystemExit("--eval-episodes must be at least 1")
+    return args
+
+
+def parse_pairs(items: Sequence[str], flag: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"{flag} expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def load_hyperparams(algo: str, env_id: str, path: str | None) -> dict[str, Any]:
+    """The entry for ``env_id`` (else ``default``) of the algorithm's YAML file."""
+    file = Path(path) if path else HYPERPARAM_DIR / f"{algo}.yml"
+    if not file.is_file():
+        raise SystemExit(f"hyperparameter file not found: {file}")
+    table = yaml.safe_load(file.read_text()) or {}
+    if env_id in table:
+        return dict(table[env_id])
+    if "default" in table:
+        return dict(table["default"])
+    raise SystemExit(f"{file} has no entry for {env_id} and no 'default'")
+
+
+# ---------------------------------------------------------------------------- envs
+
+
+def make_vec_env(
+    env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any], normalize_reward: bool
+):
+    """In-process vector env (processes only slow a cheap env down on few cores)."""
+    import gymnasium as gym
+    import roadedge.envs  # noqa: F401
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    def factory(i: int):
+        def _make():
+            return Monitor(gym.make(env_id, **env_kwargs))
+
+        return _make
+
+    venv = DummyVecEnv([factory(i) for i in range(n_envs)])
+    venv.seed(seed)
+    if normalize_reward:
+        venv = VecNormalize(venv, norm_obs=False, norm_reward=True)
+    return venv
+
+
+def algo_class(algo: str):
+    if algo == "maskable_ppo":
+        from sb3_contrib import MaskablePPO
+
+        return MaskablePPO
+    from stable_baselines3 import A2C, PPO
+
+    return {"ppo": PPO, "a2c": A2C}[algo]
+
+
+# ---------------------------------------------------------------------------- callbacks
+
+
+def make_metrics_callback():
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class EpisodeMetricsCallback(BaseCallback):
+        """Logs each finished episode's reward terms (summed) and ``info["metrics"]``."""
+
+        def _on_training_start(self) -> None:
+            self.sums: list[dict[str, float]] = [{} for _ in range(self.training_env.num_envs)]
+
+        def _on_step(self) -> bool:
+            for i, info in enumerate(self.locals["infos"]):
+                acc = self.sums[i]
+                for k, v in info.get("reward_terms", {}).items():
+                    acc[k] = acc.get(k, 0.0) + v
+                if "episode" in info:
+                    for k, v in acc.items():
+                        self.logger.record_mean(f"reward_terms/{k}", v)
+                    for k, v in info.get("metrics", {}).items():
+                        self.logger.record_mean(f"metrics/{k}", v)
+                    self.sums[i] = {}
+            return True
+
+    return EpisodeMetricsCallback()
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+def run_name(env_id: str, algo: str, seed: int) -> str:
+    return f"{env_id}__{algo}__{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = []
+    for p in (run_dir / "checkpoints").glob("*.zip"):
+        m = re.search(r"_(\d+)_steps", p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return max(found)[1] if found else None
+
+
+def vecnormalize_path(checkpoint: Path) -> Path:
+    """Where SB3's CheckpointCallback keeps the VecNormalize stats of a checkpoint."""
+    return checkpoint.with_name(
+        checkpoint.name.replace("model_", "model_vecnormalize_").replace(".zip", ".pkl")
+    )
+
+
+def resolve_config(args: Args) -> dict[str, Any]:
+    hp = load_hyperparams(args.algo, args.env, args.hyperparams)
+    hp.update(parse_pairs(args.hp, "--hp"))
+    env_kwargs = parse_pairs(args.env_kwargs, "--env-kwargs")
+    if args.scenario:
+        env_kwargs["scenario"] = args.scenario
+    env_kwargs.setdefault("obs_mode", hp.get("obs_mode", "flat"))
+    total = args.timesteps or int(hp.get("n_timesteps", 100_000))
+    n_envs = args.n_envs or int(hp.get("n_envs", 8))
+    return {
+        "args": asdict(args),
+        "hyperparams": hp,
+        "env_kwargs": env_kwargs,
+        "total_timesteps": total,
+        "n_envs": n_envs,
+    }
+
+
+def train(args: Args) -> Path:
+    """Train (or resume), then evaluate against the baselines. Returns the run dir."""
+    import torch
+
+    torch.set_num_threads(1)
+    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    resuming = args.resume is not None
+    if resuming:
+        run_dir = Path(args.resume)
+        cfg_path = run_dir / "config.yml"
+        if not cfg_path.is_file():
+            raise SystemExit(f"--resume: {cfg_path} not found")
+        config = yaml.safe_load(cfg_path.read_text())
+        saved = Args(**config["args"])
+        if args.timesteps:  # allow extending a finished run
+            config["total_timesteps"] = args.timesteps
+        saved.progress = args.progress
+        args = saved
+    else:
+        config = resolve_config(args)
+        run_dir = Path(args.runs_dir) / run_name(args.env, args.algo, args.seed)
+        run_dir.mkdir(parents=True, exist_ok=False)
+        (run_dir / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    hp = dict(config["hyperparams"])
+    env_kwargs = dict(config["env_kwargs"])
+    total, n_envs = int(config["total_timesteps"]), int(config["n_envs"])
+    normalize = bool(hp.get("normalize_reward", False))
+    model_kwargs = {k: v for k, v in hp.items() if k not in TRAINING_KEYS}
+    policy = hp.get("policy", "MlpPolicy")
+    if env_kwargs.get("obs_mode") == "dict" and policy == "MlpPolicy":
+        policy = "MultiInputPolicy"
+
+    venv = make_vec_env(args.env, n_envs, args.seed, env_kwargs, normalize)
+    cls = algo_class(args.algo)
+    checkpoint = latest_checkpoint(run_dir) if resuming else None
+    if resuming and checkpoint is None:
+        raise SystemExit(f"--resume: no checkpoint in {run_dir / 'checkpoints'}")
+    if checkpoint is not None:
+        stats = vecnormalize_path(checkpoint)
+        if normalize and stats.is_file():
+            venv = VecNormalize.load(str(stats), venv.venv)
+        model = cls.load(
+            str(checkpoint), env=venv, device="cpu", tensorboard_log=str(run_dir / "tb")
+        )
+        print(f"resuming from {checkpoint} at {model.num_timesteps} steps")
+    else:
+        model = cls(
+            policy,
+            venv,
+            seed=args.seed,
+            device="cpu",
+            verbose=0,
+            tensorboard_log=str(run_dir / "tb"),
+            **model_kwargs,
+        )
+
+    callbacks = [make_metrics_callback()]
+    if args.checkpoint_freq > 0:
+        callbacks.append(
+            CheckpointCallback(
+                save_freq=max(args.checkpoint_freq // n_envs, 1),
+                save_path=str(run_dir / "checkpoints"),
+                name_prefix="model",
+                save_vecnormalize=normalize,
+            )
+        )
+    if args.eval_freq > 0:
+        callbacks.append(_eval_callback(args, env_kwargs, run_dir, n_envs, normalize))
+
+    remaining = total - model.num_timesteps
+    start, start_steps = time.perf_counter(), model.num_timesteps
+    try:
+        if remaining > 0:
+            model.learn(
+                total_timesteps=remaining,
+                callback=CallbackList(callbacks),
+                progress_bar=args.progress,
+                reset_num_timesteps=checkpoint is None,
+                tb_log_name="run",
+            )
+    except KeyboardInterrupt:
+        path = run_dir / "checkpoints" / f"model_{model.num_timesteps}_steps.zip"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(str(path))
+        if normalize:
+            venv.save(str(vecnormalize_path(path)))
+        print(f"\ninterrupted: saved {path}\nresume with: python train.py --resume {run_dir}")
+        raise SystemExit(130) from None
+    elapsed = time.perf_counter() - start
+    steps = model.num_timesteps - start_steps
+    model.save(str(run_dir / "final_model.zip"))
+    if normalize:
+        venv.save(str(run_dir / "vecnormalize.pkl"))
+    venv.close()
+    timing = {
+        "train_wall_s": elapsed,
+        "train_steps": steps,
+        "steps_per_s": steps / elapsed if elapsed > 0 else 0.0,
+    }
+    (run_dir / "timing.json").write_text(json.dumps(timing, indent=2))
+    print(f"trained {steps} steps in {elapsed:.0f} s ({timing['steps_per_s']:.0f} steps/s)")
+    final_evaluation(args, env_kwargs, run_dir)
+    return run_dir
+
+
+def _eval_callback(
+    args: Args, env_kwargs: dict[str, Any], run_dir: Path, n_envs: int, normalize: bool
+):
+    """Periodic evaluation on held-out seeds; keeps ``best_model.zip``."""
+    import gymnasium as gym
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    eval_env = DummyVecEnv([lambda: Monitor(gym.make(args.env, **env_kwargs))])
+    eval_env.seed(args.seed + EVAL_SEED_OFFSET // 2)
+    if normalize:  # same wrapper type as training (SB3 syncs stats); raw rewards reported
+        eval_env = VecNormalize(eval_env, norm_obs=False, norm_reward=False, training=False)
+    kwargs = dict(
+        best_model_save_path=str(run_dir),
+        log_path=str(run_dir / "evaluations"),
+        eval_freq=max(args.eval_freq // n_envs, 1),
+        n_eval_episodes=3,
+        deterministic=True,
+        verbose=0,
+    )
+    if args.algo == "maskable_ppo":
+        from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
+
+        return MaskableEvalCallback(eval_env, **kwargs)
+    from stable_baselines3.common.callbacks import EvalCallback
+
+    return EvalCallback(eval_env, **kwargs)
+
+
+def final_evaluation(args: Args, env_kwargs: dict[str, Any], run_dir: Path) -> None:
+    from .evaluate import MODEL_PREFIX, evaluate, format_table, resolve_policies, write_results
+
+    model_path = run_dir / "best_model.zip"
+    if not model_path.is_file():
+        model_path = run_dir / "final_model.zip"
+    spec = args.baselines
+    names = [] if spec.strip() == "none" else resolve_policies(spec)
+    policies = [MODEL_PREFIX + str(model_path)] + names
+    seed = args.seed + EVAL_SEED_OFFSET
+    print(
+        f"evaluating the agent and {len(names)} baselines on {args.eval_episodes} episodes "
+        f"(seeds {seed}..{seed + args.eval_episodes - 1}, unseen in training)"
+    )
+    eval_kwargs = {k: v for k, v in env_kwargs.items() if k != "obs_mode"}
+    records, rows = evaluate(
+        policies,
+        args.env,
+        args.eval_episodes,
+        seed,
+        args.workers,
+        eval_kwargs,
+        progress=args.progress,
+    )
+    for row in rows:
+        if row["policy"].startswith("agent:"):
+            row["policy"] = f"agent ({args.algo})"
+    out = run_dir / "eval"
+    meta = {
+        "env_id": args.env,
+        "env_kwargs": eval_kwargs,
+        "episodes": args.eval_episodes,
+        "seed": seed,
+        "model": str(model_path),
+    }
+    write_results(records, rows, out, meta)
+    table = format_table(rows, f"{args.env}: agent vs baselines, {args.eval_episodes} episodes")
+    (out / "table.md").write_text(table + "\n")
+    print(table)
+    best_base = max(
+        (r for r in rows if not r["policy"].startswith("agent")),
+        key=lambda r: r["return_mean"],
+        default=None,
+    )
+    agent = rows[0]
+    if best_base is not None:
+        ahead = agent["return_ci_low"] > best_base["return_ci_high"]
+        verdict = "ahead of" if ahead else "NOT clearly ahead of"
+        print(
+            f"\nagent {agent['return_mean']:.1f} vs best baseline {best_base['policy']} "
+            f"{best_base['return_mean']:.1f}: {verdict} it (95% CIs "
+            f"{'do not overlap' if ahead else 'overlap or agent behind'})"
+        )
+    print(f"results in {out}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    np.set_printoptions(precision=3)
+    train(args)
+    return 0
