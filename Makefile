@@ -3,7 +3,7 @@
 PY ?= python
 PIP ?= $(PY) -m pip
 
-.PHONY: setup test test-all lint bench train
+.PHONY: setup test test-all lint train
 setup:
 	$(PIP) install "torch==2.13.0"
 	$(PIP) install -e ".[train,viz,dev]"
@@ -18,5 +18,6 @@ lint:
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# A short run (a few minutes): PPO on the default scenario, then agent vs baselines.
 train: setup
-	$(PY) train.py
+	$(PY) train.py --algo ppo --env RoadEdge-v0 --timesteps 20000 --eval-episodes 10 --workers 2
