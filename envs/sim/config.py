@@ -197,7 +197,7 @@ class RadioConfig(_Section):
     pathloss_exponent: float = _f(2.8, 1.5, 6.0, "log-distance exponent")
     interference_factor: float = _f(0.05, 0.0, 1.0, "share of other nodes' power as interference")
     request_mb: float = _f(0.1, 0.0, 1e4, "per-tick request/response exchanged [MB]")
-    hop_latency_ms: float = _f(2.0, 0.0, 1e4, "per backhaul hop [ms]")
+    hop_latency_ms: float = _f(5.0, 0.0, 1e4, "per backhaul hop, switching + propagation [ms]")
     hop_range_m: float = _f(300.0, 1.0, 1e6, "backhaul hop length [m]")
     compute_request_gcycles: float = _f(0.05, 0.0, 1e4, "per-request compute [1e9 cycles]")
     out_of_coverage_ms: float = _f(150.0, 0.0, 1e6, "latency when no node is in range [ms]")
@@ -270,7 +270,7 @@ class RewardConfig(_Section):
     latency: float = _f(0.5, 0.0, 1e6, "per second of summed task latency")
     deadline_miss: float = _f(1.0, 0.0, 1e6, "per missed task (x priority/5)")
     drop: float = _f(2.0, 0.0, 1e6, "per dropped task (x priority/5)")
-    migration_cost: float = _f(0.2, 0.0, 1e6, "per unit of seed-000 migration cost")
+    migration_cost: float = _f(0.05, 0.0, 1e6, "per unit of seed-000 migration cost")
     downtime: float = _f(0.5, 0.0, 1e6, "per second of task downtime")
     uav_energy: float = _f(0.01, 0.0, 1e6, "per kJ drawn by UAVs")
 

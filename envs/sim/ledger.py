@@ -43,6 +43,12 @@ def _require(cond: np.ndarray | bool, message: str) -> None:
         raise LedgerError(message)
 
 
+def _require_distinct(world: World, env: np.ndarray, task: np.ndarray, op: str) -> None:
+    """A task may appear once per call: a repeat would count its slot twice."""
+    flat = env * world.task_state.shape[1] + task
+    _require(np.unique(flat).size == flat.size, f"{op}: a task is listed more than once")
+
+
 def register_node(world: World, env: np.ndarray, node: np.ndarray) -> None:
     """A (re)started node joins empty: it holds no task and no reservation."""
     _require(world.node_up[env, node], "register_node: node is not up")
@@ -65,6 +71,7 @@ def dispatch(world: World, layout: Layout, env: np.ndarray, task: np.ndarray, no
     if env.size == 0:
         return
     B, N = world.slots_used.shape
+    _require_distinct(world, env, task, "dispatch")
     state = world.task_state[env, task]
     _require((state == QUEUED) | (state == ORPHANED), "dispatch: task is not waiting")
     _require(world.task_host[env, task] == NO_NODE, "dispatch: task already hosted")
@@ -85,6 +92,7 @@ def release(world: World, env: np.ndarray, task: np.ndarray) -> None:
     if env.size == 0:
         return
     B, N = world.slots_used.shape
+    _require_distinct(world, env, task, "release")
     host = world.task_host[env, task]
     _require(host >= 0, "release: task is not hosted")
     migrating = world.task_mig_target[env, task] >= 0
@@ -101,6 +109,8 @@ def complete(world: World, env: np.ndarray, task: np.ndarray) -> None:
     """A task ends (completed, missed or dropped): free its slot and its row."""
     if env.size == 0:
         return
+    _require_distinct(world, env, task, "complete")
+    _require(world.task_state[env, task] != FREE, "complete: task is not live")
     hosted = world.task_host[env, task] >= 0
     release(world, env[hosted], task[hosted])
     world.task_state[env, task] = FREE
@@ -112,6 +122,7 @@ def reserve(world: World, layout: Layout, env: np.ndarray, task: np.ndarray, tar
     if env.size == 0:
         return
     B, N = world.slots_used.shape
+    _require_distinct(world, env, task, "reserve")
     _require(world.task_state[env, task] == RUNNING, "reserve: task is not running")
     _require(world.task_mig_target[env, task] == NO_NODE, "reserve: task already migrating")
     _require(world.task_host[env, task] != target, "reserve: target is the task's host")
@@ -126,6 +137,7 @@ def unreserve(world: World, env: np.ndarray, task: np.ndarray) -> None:
     if env.size == 0:
         return
     B, N = world.slots_used.shape
+    _require_distinct(world, env, task, "unreserve")
     target = world.task_mig_target[env, task]
     _require(target >= 0, "unreserve: task is not migrating")
     held = node_counts(env, target, B, N)
@@ -139,6 +151,7 @@ def commit_move(world: World, env: np.ndarray, task: np.ndarray) -> None:
     if env.size == 0:
         return
     B, N = world.slots_used.shape
+    _require_distinct(world, env, task, "commit_move")
     target = world.task_mig_target[env, task]
     source = world.task_host[env, task]
     _require((target >= 0) & (source >= 0), "commit_move: task is not migrating")

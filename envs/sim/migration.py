@@ -3,9 +3,10 @@
 The controller's decision for node ``n`` is a target node ``m`` (or none).
 
 * If the controller believes ``n`` is up, this plans a **migration** of up to
-  ``max_tasks_per_migration`` of ``n``'s running tasks to ``m``, picked by
-  seed 000's task priority ``0.5 * urgency + 0.5 / max(1, remaining_s)``
-  among the tasks ``m`` can run. The target reserves slots at once; the
+  ``max_tasks_per_migration`` of ``n``'s running tasks to ``m`` among the
+  tasks ``m`` can run: first those whose vehicle is attached to ``m``
+  (session affinity, seed 004), then by seed 000's task priority
+  ``0.5 * urgency + 0.5 / max(1, remaining_s)``. The target reserves slots at once; the
   tasks keep running on ``n`` through the prepare (70 %) and sync (25 %)
   phases; the switch (5 %) is downtime. At the end a Bernoulli draw with
   seed 000's success probability decides: success moves the tasks (two-phase
@@ -33,6 +34,9 @@ from .rng import Stream, uniform
 from .scheduler import rank_within
 from .triggers import Trigger, analyse
 from .world import ORPHANED, RUNNING, World
+
+
+AFFINITY_PRIORITY = 2.0  # above any seed 000 priority (<= 1), below a priority level gap (3)
 
 
 def mobility_features(world: World, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +130,12 @@ def apply_decisions(world: World, layout: Layout, cfg: ScenarioConfig, actions: 
     remaining = world.task_deadline_s[env, task] - now[env]
     # Seed 000 task priority for migrations; failovers serve high priority levels
     # first (seed 001, priority_based_reassignment), then by the same formula.
+    # Session affinity (seed 004): tasks whose vehicle is attached to the target
+    # come first, so "move to m" hands over the sessions that now live near m.
     prio = formulas.task_priority(urgency[env, src], remaining)
+    veh = world.task_vehicle[env, task]
+    near = (world.veh_access[env, veh] == tgt) & world.veh_active[env, veh]
+    prio = prio + AFFINITY_PRIORITY * near
     prio = np.where(orphan[env, task], world.task_priority[env, task] + prio, prio)
     # Seed 000: the highest-priority tasks of each source, at most k per migration ...
     keep = rank_within(env * N + src, -prio) < mc.max_tasks_per_migration

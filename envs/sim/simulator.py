@@ -112,6 +112,10 @@ class Simulator:
         w, cfg, lay, c = self.world, self.cfg, self.layout, self.counters
         B, N = w.slots_used.shape
         actions = np.asarray(actions, dtype=np.int64).reshape(B, N)
+        if actions.size and (actions.min() < 0 or actions.max() > N):
+            # A negative index would silently pick another column of the action mask.
+            raise ValueError(f"actions must be in [0, {N}] (0: no decision, m + 1: target "
+                             f"node m), got values from {actions.min()} to {actions.max()}")
         now = w.time_s.copy()
         dropped_mask = np.zeros(w.task_state.shape, dtype=bool)
 
@@ -223,9 +227,13 @@ class Simulator:
             "downtime": downtime,
             "uav_energy": energy_j.sum(1) / 1000.0,
         }
-        stacked = np.stack([terms[k] for k in REWARD_TERMS], axis=1)
+        # Term by term, element-wise: a matrix product's rounding depends on the batch
+        # size (BLAS kernels), which would break bit-identical single/batched runs.
         signs = np.array([1.0] + [-1.0] * (len(REWARD_TERMS) - 1))
-        reward = stacked @ (signs * self._weights)
+        coef = signs * self._weights
+        reward = np.zeros(B)
+        for k, name in enumerate(REWARD_TERMS):
+            reward = reward + coef[k] * terms[name]
 
         w.time_s += cfg.dt_s
         w.tick += np.uint64(1)

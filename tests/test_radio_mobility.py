@@ -1,0 +1,240 @@
+"""Radio (path loss, Shannon rate, access node) and Manhattan-grid mobility."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from roadedge.envs.sim import mobility, radio
+from roadedge.envs.sim.config import RadioConfig, load_scenario
+from roadedge.envs.sim.layout import Layout, build_layout
+from roadedge.envs.sim.rng import key_from_seed
+from roadedge.envs.sim.simulator import Simulator
+from roadedge.envs.sim.world import allocate
+
+# --------------------------------------------------------------------------- radio formulas
+
+
+def test_path_loss_hand_values():
+    # 38 + 10*2.8*log10(100) = 38 + 28*2 = 94 dB
+    assert radio.path_loss_db(100.0, 38.0, 2.8) == pytest.approx(94.0)
+    # 40 + 10*2*log10(1000) = 40 + 60 = 100 dB
+    assert radio.path_loss_db(1000.0, 40.0, 2.0) == pytest.approx(100.0)
+    # below 1 m the distance is clamped to 1 m: 38 + 0
+    assert radio.path_loss_db(0.5, 38.0, 2.8) == pytest.approx(38.0)
+    # 38 + 28*log10(10) = 66
+    np.testing.assert_allclose(radio.path_loss_db(np.array([10.0, 1.0]), 38.0, 2.8), [66.0, 38.0])
+
+
+def test_dbm_to_mw_hand_values():
+    np.testing.assert_allclose(radio.dbm_to_mw(np.array([30.0, 0.0, -100.0, 3.0])),
+                               [1000.0, 1.0, 1e-10, 1.9952623149688795])  # 10^0.3 = 1.99526
+
+
+def test_shannon_rate_hand_values():
+    assert radio.shannon_rate_mbps(20.0, 3.0) == pytest.approx(40.0)  # 20*log2(4)
+    assert radio.shannon_rate_mbps(10.0, 1.0) == pytest.approx(10.0)  # 10*log2(2)
+    assert radio.shannon_rate_mbps(20.0, 0.0) == 0.0  # log2(1) = 0
+    assert radio.shannon_rate_mbps(5.0, 255.0) == pytest.approx(40.0)  # 5*log2(256) = 5*8
+
+
+# --------------------------------------------------------------------------- access links
+
+
+def two_node_layout(pos, coverage):
+    pos = np.asarray(pos, dtype=float)
+    n = len(pos)
+    diff = pos[:, None] - pos[None]
+    return Layout(
+        pos_xyz=pos,
+        is_uav=np.zeros(n, bool),
+        cpu_hz=np.full(n, 1e10),
+        max_jobs=np.full(n, 4),
+        coverage_m=np.asarray(coverage, dtype=float),
+        tx_power_dbm=np.full(n, 33.0),
+        capability=np.ones((n, 1), bool),
+        distance_m=np.sqrt((diff**2).sum(-1)),
+        hops=np.ones((n, n), np.int64) - np.eye(n, dtype=np.int64),
+        map_size_m=2000.0,
+    )
+
+
+def links(layout, xs, ys, active=None, up=None, radio_cfg=None):
+    xs = np.asarray([xs], dtype=float)
+    ys = np.asarray([ys], dtype=float)
+    active = np.ones_like(xs, bool) if active is None else np.asarray([active], bool)
+    up = np.ones((1, layout.n_nodes), bool) if up is None else np.asarray([up], bool)
+    return radio.access_links(xs, ys, active, up, layout,
+                              radio_cfg or RadioConfig(interference_factor=0.0))
+
+
+def test_access_link_rate_hand_value_without_interference():
+    lay = two_node_layout([[0, 0, 10], [1000, 0, 10]], [700, 700])
+    access, rate = links(lay, [0.0], [0.0])
+    # d = 10 m: PL = 38 + 28*log10(10) = 66 dB; P_rx = 33 - 66 = -33 dBm
+    # SNR = -33 - (-101) = 68 dB = 10^6.8; rate = 20*log2(1 + 10^6.8) = 20*22.5891 = 451.782
+    assert access[0, 0] == 0
+    assert rate[0, 0] == pytest.approx(451.782, rel=1e-5)
+
+
+def test_access_link_rate_hand_value_with_interference():
+    # node 1 straight above the vehicle at 1000 m: in range, but much weaker
+    lay = two_node_layout([[0, 0, 10], [0, 0, 1000]], [700, 700])
+    access, rate = links(lay, [0.0], [0.0], radio_cfg=RadioConfig(interference_factor=0.05))
+    # signal 10^-3.3 mW = 5.01187e-4 ; node 1: P_rx = 33 - (38 + 28*3) = -89 dBm = 1.25893e-9 mW
+    # noise 10^-10.1 = 7.94328e-11 ; interference 0.05*1.25893e-9 = 6.29463e-11
+    # SINR = 5.01187e-4 / 1.42379e-10 = 3.52009e6 ; rate = 20*log2(1 + 3.52009e6) = 434.944
+    assert access[0, 0] == 0
+    assert rate[0, 0] == pytest.approx(434.944, rel=1e-5)
+
+
+def test_access_node_choice_coverage_and_failures():
+    lay = two_node_layout([[0, 0, 10], [1000, 0, 10]], [700, 700])
+    xs = [400.0, 900.0, 2000.0, 100.0]
+    access, rate = links(lay, xs, [0.0] * 4, active=[True, True, True, False])
+    # 400 m: both in range, node 0 nearer ; 900 m: only node 1 in range (900 > 700) ;
+    # 2000 m: none in range ; inactive vehicle: none
+    assert access[0].tolist() == [0, 1, -1, -1]
+    assert rate[0, 0] > 0 and rate[0, 1] > 0
+    assert rate[0, 2] == 0.0 and rate[0, 3] == 0.0
+    # node 0 down: the vehicle at 400 m falls back to node 1 (ground 600 m <= 700 m);
+    # the one at 100 m (active now) is 900 m from node 1: out of range
+    access, _ = links(lay, xs, [0.0] * 4, up=[False, True])
+    assert access[0].tolist() == [1, 1, -1, -1]
+    # both down: nobody is served
+    access, rate = links(lay, xs, [0.0] * 4, up=[False, False])
+    assert access[0].tolist() == [-1, -1, -1, -1]
+    assert np.all(rate == 0.0)
+
+
+def test_rate_decreases_with_distance():
+    lay = two_node_layout([[0, 0, 10], [5000, 0, 10]], [1000, 1000])
+    _, rate = links(lay, [0.0, 100.0, 300.0, 900.0], [0.0] * 4)
+    assert np.all(np.diff(rate[0]) < 0)
+
+
+# --------------------------------------------------------------------------- mobility
+
+BLOCK = 250.0
+
+
+def mob_world(states, n_rows=None, seed=0):
+    """One env; vehicle rows from (x, y, dir, speed) tuples, all active."""
+    n = n_rows or len(states)
+    w = allocate(1, 4, n, 4)
+    w.key[0] = key_from_seed(seed)
+    for i, (x, y, d, v) in enumerate(states):
+        w.veh_x[0, i], w.veh_y[0, i], w.veh_dir[0, i], w.veh_speed[0, i] = x, y, d, v
+        w.veh_active[0, i] = True
+    return w, np.arange(n, dtype=np.uint64)[None, :]
+
+
+def mob_cfg(turn_probability):
+    return load_scenario("small", {"vehicles.turn_probability": turn_probability})
+
+
+def test_straight_moves_between_intersections():
+    w, idx = mob_world([(100, 0, 0, 10), (100, 250, 2, 10), (250, 100, 1, 15), (250, 100, 3, 15)])
+    mobility.move_vehicles(w, mob_cfg(1.0), idx)
+    # +x: 100 -> 110 ; -x: 100 -> 90 ; +y: 100 -> 115 ; -y: 100 -> 85 (no intersection crossed,
+    # so even with turn probability 1 nobody turns)
+    assert w.veh_x[0].tolist() == [110.0, 90.0, 250.0, 250.0]
+    assert w.veh_y[0].tolist() == [0.0, 250.0, 115.0, 85.0]
+    assert w.veh_dir[0].tolist() == [0, 2, 1, 3]
+    assert w.veh_active[0].all()
+
+
+def test_crossing_straight_carries_remaining_distance():
+    w, idx = mob_world([(245, 250, 0, 10), (255, 250, 2, 12)])
+    mobility.move_vehicles(w, mob_cfg(0.0), idx)
+    # 5 m to the crossing at x=250, then 5 m more: 255 ; -x: 255 - 12 = 243
+    np.testing.assert_allclose(w.veh_x[0], [255.0, 243.0])
+    np.testing.assert_allclose(w.veh_y[0], [250.0, 250.0])
+    assert w.veh_dir[0].tolist() == [0, 2]
+
+
+def test_crossing_with_turn_goes_left_or_right():
+    n = 400
+    w, idx = mob_world([(245, 250, 0, 10)] * n)
+    mobility.move_vehicles(w, mob_cfg(1.0), idx)
+    # all turn at (250, 250) and drive the remaining 5 m along y: up (dir 1) or down (dir 3)
+    np.testing.assert_allclose(w.veh_x[0], 250.0)
+    up = w.veh_dir[0] == 1
+    down = w.veh_dir[0] == 3
+    assert np.all(up | down)
+    np.testing.assert_allclose(w.veh_y[0][up], 255.0)
+    np.testing.assert_allclose(w.veh_y[0][down], 245.0)
+    assert 0.4 < up.mean() < 0.6  # left and right are equally likely
+
+
+def test_vehicle_on_an_intersection_drives_a_full_block_first():
+    w, idx = mob_world([(250, 250, 0, 10)])
+    mobility.move_vehicles(w, mob_cfg(1.0), idx)
+    # standing on the crossing: the next one is 250 m ahead, so no turn now
+    assert (w.veh_x[0, 0], w.veh_y[0, 0], w.veh_dir[0, 0]) == (260.0, 250.0, 0)
+
+
+def test_vehicles_leave_at_the_boundary():
+    # the small map is 2 x 250 = 500 m wide
+    w, idx = mob_world([(495, 250, 0, 10), (5, 250, 2, 10), (250, 490, 1, 5), (0, 100, 3, 10)])
+    w.veh_active[0, 3] = False  # parked row: does not move
+    mobility.move_vehicles(w, mob_cfg(0.0), idx)
+    # 505 > 500 leaves ; -5 < 0 leaves ; 495 stays ; inactive row untouched
+    assert w.veh_active[0].tolist() == [False, False, True, False]
+    assert w.veh_y[0, 2] == 495.0
+    assert (w.veh_x[0, 3], w.veh_y[0, 3]) == (0.0, 100.0)
+
+
+def test_spawn_fills_free_rows_on_the_boundary():
+    cfg = load_scenario("small")
+    w, idx = mob_world([(100, 0, 0, 10)], n_rows=8)
+    w.veh_tasks[0, 1] = 1  # off the map but still owns a task: not reusable
+    mobility.spawn_vehicles(w, cfg, np.array([3]), idx, initial=False)
+    # rows 2, 3, 4 are the first three free rows
+    assert w.veh_active[0].tolist() == [True, False, True, True, True, False, False, False]
+    new = np.array([2, 3, 4])
+    x, y, d = w.veh_x[0, new], w.veh_y[0, new], w.veh_dir[0, new]
+    along = np.where(d % 2 == 0, x, y)
+    cross = np.where(d % 2 == 0, y, x)
+    # entering from the side the heading points away from, on a road line
+    np.testing.assert_allclose(along, np.where(d < 2, 0.0, 500.0))
+    np.testing.assert_allclose(np.mod(cross, BLOCK), 0.0)
+    assert np.all((w.veh_speed[0, new] >= 8.0) & (w.veh_speed[0, new] <= 16.0))
+    assert np.all(w.veh_serving[0, new] == -1)
+
+
+def test_arrivals_are_poisson_with_configured_rate():
+    cfg = load_scenario("small", {"vehicles.arrival_rate_hz": 0.8})
+    w = allocate(20_000, 4, 1, 1)
+    w.key[:] = [key_from_seed(s) for s in range(20_000)]
+    counts = mobility.arrivals(w, cfg)
+    assert counts.shape == (20_000,)
+    assert counts.mean() == pytest.approx(0.8, abs=0.03)
+    assert counts.var() == pytest.approx(0.8, abs=0.05)
+
+
+def test_vehicles_stay_on_roads_and_attach_to_covering_up_nodes():
+    cfg = load_scenario("small")
+    sim = Simulator(cfg, batch_size=2)
+    sim.reset(np.array([key_from_seed(1), key_from_seed(2)], dtype=np.uint64))
+    lay = build_layout(cfg)
+    seen_active = 0
+    for _ in range(60):
+        sim.step(np.zeros((2, lay.n_nodes), dtype=np.int64))
+        w = sim.world
+        act = w.veh_active
+        x, y = w.veh_x[act], w.veh_y[act]
+        seen_active += act.sum()
+        off_x = np.abs(x - np.round(x / BLOCK) * BLOCK)
+        off_y = np.abs(y - np.round(y / BLOCK) * BLOCK)
+        assert np.all(np.minimum(off_x, off_y) < 1e-6), "a vehicle left the road grid"
+        assert np.all((x >= -1e-6) & (x <= 500 + 1e-6) & (y >= -1e-6) & (y <= 500 + 1e-6))
+        # an access node is up and covers the vehicle
+        e, v = np.nonzero(act & (w.veh_access >= 0))
+        node = w.veh_access[e, v]
+        assert np.all(w.node_up[e, node])
+        ground = np.hypot(w.veh_x[e, v] - lay.pos_xyz[node, 0],
+                          w.veh_y[e, v] - lay.pos_xyz[node, 1])
+        assert np.all(ground <= lay.coverage_m[node] + 1e-9)
+        assert np.all(w.veh_rate_mbps[e, v] > 0)
+        assert np.all(w.veh_access[~act] == -1)
+    assert seen_active > 0

@@ -1,0 +1,160 @@
+"""Seed 000's migration triggers: urgency terms, dynamic threshold, trigger choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from roadedge.envs.sim.config import MigrationConfig
+from roadedge.envs.sim.triggers import (
+    Trigger,
+    analyse,
+    battery_urgency,
+    dynamic_threshold,
+    overload_urgency,
+)
+
+# --------------------------------------------------------------------------- overload
+
+
+@pytest.mark.parametrize(
+    ("load", "thr", "expected"),
+    [
+        (0.9, 0.8, 0.5),  # (0.9 - 0.8) / (1 - 0.8) = 0.1 / 0.2
+        (1.0, 0.8, 1.0),  # 0.2 / 0.2
+        (0.8, 0.8, 0.0),  # at the threshold: not above -> 0
+        (0.5, 0.8, 0.0),  # below -> 0
+        (0.85, 0.7, 0.5),  # UAV: 0.15 / 0.3
+        (0.79, 0.72, 0.25),  # dynamic RSU threshold: 0.07 / 0.28
+    ],
+)
+def test_overload_urgency_hand_values(load, thr, expected):
+    assert overload_urgency(load, thr) == pytest.approx(expected, abs=1e-12)
+
+
+def test_overload_urgency_vectorised_and_threshold_one():
+    got = overload_urgency(np.array([0.0, 0.81, 0.95]), np.array([0.8, 0.8, 0.9]))
+    # 0 ; 0.01/0.2 = 0.05 ; 0.05/0.1 = 0.5
+    np.testing.assert_allclose(got, [0.0, 0.05, 0.5], atol=1e-12)
+    # threshold 1: never above it, no division by zero
+    assert overload_urgency(1.0, 1.0) == 0.0
+
+
+# --------------------------------------------------------------------------- dynamic threshold
+
+
+def test_dynamic_threshold_hand_values():
+    cfg = MigrationConfig()
+    assert dynamic_threshold(0.8, 0.75, cfg) == pytest.approx(0.72)  # 0.8 * 0.9 (0.75 > 0.7)
+    assert dynamic_threshold(0.8, 0.7, cfg) == pytest.approx(0.8)  # 0.7 is not > 0.7
+    assert dynamic_threshold(0.8, 0.3, cfg) == pytest.approx(0.8)
+    assert dynamic_threshold(0.7, 0.9, cfg) == pytest.approx(0.63)  # UAV: 0.7 * 0.9
+    got = dynamic_threshold(0.8, np.array([0.69, 0.71, 1.0]), cfg)
+    np.testing.assert_allclose(got, [0.8, 0.72, 0.72])
+
+
+# --------------------------------------------------------------------------- battery
+
+
+@pytest.mark.parametrize(
+    ("battery", "thr", "expected"),
+    [
+        (0.1, 0.2, 0.5),  # (0.2 - 0.1) / 0.2
+        (0.0, 0.2, 1.0),  # 0.2 / 0.2
+        (0.15, 0.2, 0.25),  # 0.05 / 0.2
+        (0.2, 0.2, 0.0),  # at the threshold: not below
+        (0.9, 0.2, 0.0),
+        (0.1, 0.0, 0.0),  # threshold 0 disables the trigger
+    ],
+)
+def test_battery_urgency_hand_values(battery, thr, expected):
+    assert battery_urgency(battery, thr) == pytest.approx(expected, abs=1e-12)
+
+
+# --------------------------------------------------------------------------- analyse
+
+IS_UAV = np.array([False, False, False, True])
+
+
+def _analyse(load, battery=None, view_up=None, away=None, hops=None, cfg=None):
+    load = np.asarray([load], dtype=float)
+    n = load.shape[1]
+    return analyse(
+        load,
+        np.ones((1, n)) if battery is None else np.asarray([battery], dtype=float),
+        IS_UAV,
+        np.ones((1, n), bool) if view_up is None else np.asarray([view_up], dtype=bool),
+        np.zeros((1, n)) if away is None else np.asarray([away], dtype=float),
+        np.zeros((1, n)) if hops is None else np.asarray([hops], dtype=float),
+        cfg or MigrationConfig(),
+    )
+
+
+def test_analyse_rsu_overload_and_uav_overload():
+    # mean RSU load = (0.9 + 0.1 + 0.1) / 3 = 0.367 <= 0.7: static thresholds 0.8 / 0.7
+    code, urgency, thr = _analyse([0.9, 0.1, 0.1, 0.94])
+    np.testing.assert_allclose(thr[0], [0.8, 0.8, 0.8, 0.7])
+    assert code[0].tolist() == [Trigger.RSU_OVERLOAD, Trigger.NONE, Trigger.NONE,
+                                Trigger.UAV_OVERLOAD]
+    # (0.9-0.8)/0.2 = 0.5 ; 0 ; 0 ; (0.94-0.7)/0.3 = 0.8
+    np.testing.assert_allclose(urgency[0], [0.5, 0.0, 0.0, 0.8], atol=1e-12)
+
+
+def test_analyse_dynamic_threshold_when_rsus_busy():
+    # mean RSU load = (0.9 + 0.8 + 0.8) / 3 = 0.833 > 0.7: thresholds 0.72 (RSU), 0.63 (UAV)
+    code, urgency, thr = _analyse([0.9, 0.8, 0.8, 0.6])
+    np.testing.assert_allclose(thr[0], [0.72, 0.72, 0.72, 0.63])
+    # (0.9-0.72)/0.28 = 0.642857 ; (0.8-0.72)/0.28 = 0.285714 ; UAV 0.6 < 0.63 -> 0
+    np.testing.assert_allclose(urgency[0], [0.642857142857, 0.285714285714, 0.285714285714, 0.0],
+                               atol=1e-9)
+    assert code[0].tolist() == [Trigger.RSU_OVERLOAD] * 3 + [Trigger.NONE]
+
+
+def test_analyse_picks_highest_urgency():
+    # node 0: RSU overload (0.9-0.8)/0.2 = 0.5 vs mobility away 0.6 -> MOBILITY (0.6)
+    # node 1: congestion (3 - 2) / 2 = 0.5 vs nothing else -> CONGESTION
+    # node 2: mobility 0.4 is below the 0.5 trigger fraction -> NONE
+    # node 3 (UAV): battery (0.2-0.05)/0.2 = 0.75 vs overload (0.85-0.7)/0.3 = 0.5 -> BATTERY
+    code, urgency, _ = _analyse(
+        [0.9, 0.1, 0.1, 0.85],
+        battery=[1.0, 1.0, 1.0, 0.05],
+        away=[0.6, 0.0, 0.4, 0.0],
+        hops=[0.0, 3.0, 0.0, 0.0],
+    )
+    assert code[0].tolist() == [Trigger.MOBILITY, Trigger.CONGESTION, Trigger.NONE,
+                                Trigger.UAV_BATTERY]
+    np.testing.assert_allclose(urgency[0], [0.6, 0.5, 0.0, 0.75], atol=1e-12)
+
+
+def test_analyse_uav_overload_beats_weaker_battery():
+    # UAV: battery (0.2-0.15)/0.2 = 0.25 vs overload (1.0-0.7)/0.3 = 1.0 -> UAV_OVERLOAD
+    code, urgency, _ = _analyse([0.1, 0.1, 0.1, 1.0], battery=[1, 1, 1, 0.15])
+    assert code[0, 3] == Trigger.UAV_OVERLOAD
+    assert urgency[0, 3] == pytest.approx(1.0)
+
+
+def test_analyse_rsu_ignores_battery_and_uav_terms():
+    # a low "battery" on an RSU is meaningless: no trigger
+    code, urgency, _ = _analyse([0.1, 0.1, 0.1, 0.1], battery=[0.0, 1, 1, 1])
+    assert code[0, 0] == Trigger.NONE
+    assert urgency[0, 0] == 0.0
+
+
+def test_analyse_failover_for_nodes_believed_down():
+    # node 1 is believed down: FAILOVER with urgency 1 whatever its (stale) load
+    code, urgency, _ = _analyse([0.9, 0.0, 0.1, 0.1], view_up=[True, False, True, True])
+    assert code[0].tolist() == [Trigger.RSU_OVERLOAD, Trigger.FAILOVER, Trigger.NONE,
+                                Trigger.NONE]
+    np.testing.assert_allclose(urgency[0], [0.5, 1.0, 0.0, 0.0], atol=1e-12)
+
+
+def test_analyse_is_per_environment():
+    # two environments: the busy one lowers its thresholds, the other does not
+    load = np.array([[0.75, 0.75, 0.75, 0.0], [0.75, 0.1, 0.1, 0.0]])
+    ones = np.ones((2, 4))
+    code, urgency, thr = analyse(load, ones, IS_UAV, np.ones((2, 4), bool), 0 * ones, 0 * ones,
+                                 MigrationConfig())
+    # env 0: mean 0.75 > 0.7 -> thr 0.72, urgency (0.75-0.72)/0.28 = 0.107143
+    # env 1: mean 0.317 -> thr 0.8, 0.75 is below: no trigger
+    np.testing.assert_allclose(thr[:, 0], [0.72, 0.8])
+    np.testing.assert_allclose(urgency[:, 0], [0.107142857143, 0.0], atol=1e-9)
+    assert code[:, 0].tolist() == [Trigger.RSU_OVERLOAD, Trigger.NONE]
