@@ -166,19 +166,15 @@ def load_hyperparams(algo: str, env_id: str, path: str | None) -> dict[str, Any]
 def make_vec_env(
     env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any], normalize_reward: bool
 ):
-    """In-process vector env (processes only slow a cheap env down on few cores)."""
+    """The native batched env (all ``n_envs`` in one simulator, in process) as an SB3 VecEnv."""
     import gymnasium as gym
+    from stable_baselines3.common.vec_env import VecNormalize
+
     import roadedge.envs  # noqa: F401
-    from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+    from roadedge.envs.vector_env import make_sb3_vec_env
 
-    def factory(i: int):
-        def _make():
-            return Monitor(gym.make(env_id, **env_kwargs))
-
-        return _make
-
-    venv = DummyVecEnv([factory(i) for i in range(n_envs)])
+    kwargs = {**gym.spec(env_id).kwargs, **env_kwargs}
+    venv = make_sb3_vec_env(n_envs, **kwargs)
     venv.seed(seed)
     if normalize_reward:
         venv = VecNormalize(venv, norm_obs=False, norm_reward=True)
@@ -376,12 +372,9 @@ def _eval_callback(
     args: Args, env_kwargs: dict[str, Any], run_dir: Path, n_envs: int, normalize: bool
 ):
     """Periodic evaluation on held-out seeds; keeps ``best_model.zip``."""
-    import gymnasium as gym
-    from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+    from stable_baselines3.common.vec_env import VecNormalize
 
-    eval_env = DummyVecEnv([lambda: Monitor(gym.make(args.env, **env_kwargs))])
-    eval_env.seed(args.seed + EVAL_SEED_OFFSET // 2)
+    eval_env = make_vec_env(args.env, 1, args.seed + EVAL_SEED_OFFSET // 2, env_kwargs, False)
     if normalize:  # same wrapper type as training (SB3 syncs stats); raw rewards reported
         eval_env = VecNormalize(eval_env, norm_obs=False, norm_reward=False, training=False)
     kwargs = dict(

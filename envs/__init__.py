@@ -17,6 +17,7 @@ from .migration_env import RoadEdgeEnv
 from .sim.config import ConfigError, ScenarioConfig, load_scenario, preset_names
 
 ENTRY_POINT = "roadedge.envs.migration_env:RoadEdgeEnv"
+VECTOR_ENTRY_POINT = "roadedge.envs.vector_env:RoadEdgeVectorEnv"
 
 
 def env_ids() -> list[str]:
@@ -33,6 +34,7 @@ def register_envs() -> None:
         gym.register(
             id=env_id,
             entry_point=ENTRY_POINT,
+            vector_entry_point=VECTOR_ENTRY_POINT,
             kwargs={"scenario": preset},
             max_episode_steps=load_scenario(preset).horizon,
         )

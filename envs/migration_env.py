@@ -191,16 +191,21 @@ class RoadEdgeEnv(gym.Env):
         metrics = {k: float(v[0]) for k, v in m.items()}
         info: dict[str, Any] = {"metrics": metrics}
         if self._last is not None:
-            w = {k: getattr(self.cfg.reward, k) for k in REWARD_TERMS}
-            info["reward_terms"] = {
-                k: float((1.0 if k == "completion" else -1.0) * w[k] * self._last.terms[k][0])
-                for k in REWARD_TERMS
-            }
+            terms = weighted_terms(self.cfg, self._last.terms)
+            info["reward_terms"] = {k: float(v[0]) for k, v in terms.items()}
             info["invalid"] = int(self._last.invalid[0])
         else:
             info["reward_terms"] = {k: 0.0 for k in REWARD_TERMS}
             info["invalid"] = 0
         return info
+
+
+def weighted_terms(cfg: ScenarioConfig, terms: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Signed, weighted reward terms (B,) each; they sum to the reward."""
+    return {
+        k: (1.0 if k == "completion" else -1.0) * getattr(cfg.reward, k) * np.asarray(terms[k])
+        for k in REWARD_TERMS
+    }
 
 
 def make_observation_space(cfg: ScenarioConfig, obs_mode: str) -> spaces.Space:
