@@ -91,9 +91,9 @@ def greedy_rule(
 
     For each source n and valid target m: the latency saved by moving n's
     tasks (backhaul hops from each vehicle's access node, compute share at
-    the new load) over ``min(remaining, lookahead_s)``, plus the compute
-    speed-up of the tasks that stay, minus the seed 000 migration cost and
-    the switch downtime, all in reward units. Act where the best is positive.
+    the new load) over ``min(remaining, lookahead_s)``, weighted by the
+    success probability, minus the seed 000 migration cost and the switch
+    downtime, all in reward units. Act where the best is positive.
     """
     lay, r, rw, mc = view.layout, cfg.radio, cfg.reward, cfg.migration
     B, N = view.up.shape

@@ -36,8 +36,10 @@ class RoadEdgeEnv(gym.Env):
 
     ``MultiDiscrete([N + 1] * N)`` for ``N`` nodes (RSUs first, then UAVs).
     Entry ``n`` is 0 for "do nothing" or ``j`` to move up to 3 of node ``n``'s
-    tasks (picked by seed 000's priority ``0.5 * urgency + 0.5 / max(1,
-    remaining_s)`` among those node ``j - 1`` can run) to node ``j - 1``.
+    tasks to node ``j - 1``, among those node ``j - 1`` can run: first tasks
+    whose vehicle is attached to ``j - 1`` (session affinity), then by seed
+    000's priority ``0.5 * urgency + 0.5 / max(1, remaining_s)``; orphans of a
+    failed node go by priority level (8/5/2) first.
     Choices that are impossible from the controller's view (target believed
     down, full, or lacking the service; source cooling down or already
     migrating; same node; nothing to move) are no-ops counted in
@@ -68,7 +70,8 @@ class RoadEdgeEnv(gym.Env):
     - downtime - uav_energy``, each term weighted by ``ScenarioConfig.reward``.
     ``info["reward_terms"]`` holds each weighted term (signed, Python floats)
     and they sum to the reward. Completions, misses and drops count
-    ``priority / 5`` per task (high 8, medium 5, low 2).
+    ``priority / 5`` per task (high 8, medium 5, low 2); a task lost because the
+    task table was full counts 1.
 
     ## Starting state
 

@@ -118,7 +118,8 @@ class MapConfig(_Section):
 
 @dataclass(frozen=True)
 class RSUConfig(_Section):
-    """Roadside units, placed on intersections on a regular sub-grid."""
+    """Roadside units on a regular k x k grid over the map (k = ceil(sqrt(count))),
+    each moved onto the nearest horizontal road."""
 
     SECTION: ClassVar[str] = "rsu"
 
@@ -134,7 +135,7 @@ class RSUConfig(_Section):
 
 @dataclass(frozen=True)
 class UAVConfig(_Section):
-    """Battery-powered UAVs hovering above block centres."""
+    """Battery-powered UAVs hovering on a regular k x k grid over the map."""
 
     SECTION: ClassVar[str] = "uav"
 
@@ -213,7 +214,7 @@ class MigrationConfig(_Section):
     battery_threshold: float = _f(0.2, 0.0, 1.0, "seed 000: low-battery trigger (fraction)")
     dynamic_threshold_load: float = _f(0.7, 0.0, 1.0, "mean RSU load above which ...")
     dynamic_threshold_factor: float = _f(0.9, 0.0, 1.0, "... thresholds are scaled by this")
-    mobility_trigger_fraction: float = _f(0.5, 0.0, 1.0, "tasks whose vehicle left coverage")
+    mobility_trigger_fraction: float = _f(0.5, 0.0, 1.0, "share of hosted tasks whose vehicle is attached elsewhere")
     congestion_hops: float = _f(2.0, 0.0, 1e3, "mean access->host hops above which: congested")
     cooldown_s: float = _f(10.0, 0.0, 1e6, "seed 000: per-node cooldown after a migration [s]")
     backhaul_mbps: float = _f(100.0, 0.001, 1e6, "seed 000: migration bandwidth [Mbps]")
@@ -280,7 +281,6 @@ class ScenarioConfig(_Section):
     name: str = _f("city")
     dt_s: float = _f(1.0, 0.01, 60.0, "controller tick [s]")
     horizon: int = _f(300, 1, 10_000_000, "ticks per episode (truncation)")
-    layout_seed: int = _f(7, 0, 2**31 - 1, "fixes node capabilities (not episode randomness)")
     map: MapConfig = _nested(MapConfig)
     rsu: RSUConfig = _nested(RSUConfig)
     uav: UAVConfig = _nested(UAVConfig)

@@ -73,6 +73,7 @@ def fail_and_repair(world: World, layout: Layout, cfg: ScenarioConfig,
         world.battery_j[:] = np.where(repaired & layout.is_uav, cap, world.battery_j)
         e, n = np.nonzero(repaired)
         ledger.register_node(world, e, n)
+        world.view_battery[e, n] = np.where(layout.is_uav[n], 1.0, world.view_battery[e, n])
     return failed, repaired
 
 
@@ -98,7 +99,8 @@ def heartbeats_and_detection(world: World, layout: Layout, cfg: ScenarioConfig) 
         ledger.release(world, e, t)
         world.task_state[e, t] = ORPHANED
         world.task_orphaned_s[e, t] = world.time_s[e]
-        # Dispatched to the node after it died: interrupted from the start.
+        # Dispatched to the node after it died (unknown to the controller): the
+        # interruption is dated from detection, the first moment it is known.
         unset = np.isnan(world.task_interrupted_s[e, t])
         world.task_interrupted_s[e[unset], t[unset]] = world.time_s[e[unset]]
         world.view_up &= ~declared

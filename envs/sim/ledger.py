@@ -55,6 +55,7 @@ def register_node(world: World, env: np.ndarray, node: np.ndarray) -> None:
     _require(world.slots_used[env, node] == 0, "register_node: node still holds tasks")
     world.view_up[env, node] = True
     world.last_heartbeat_s[env, node] = world.time_s[env]
+    world.view_load[env, node] = 0.0  # it joins empty; battery is set by the caller
 
 
 def heartbeat(world: World, beating: np.ndarray, load: np.ndarray, battery: np.ndarray) -> None:

@@ -41,7 +41,8 @@ AFFINITY_PRIORITY = 2.0  # above any seed 000 priority (<= 1), below a priority 
 
 def mobility_features(world: World, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     """Per node: share of hosted tasks whose vehicle is attached elsewhere, and the
-    mean backhaul hops from those vehicles' access nodes to the node. (B, N) each."""
+    mean over hosted tasks of the backhaul hops from the vehicle's access node to
+    the node (0 for vehicles attached to it or detached). (B, N) each."""
     B, N = world.slots_used.shape
     env, task = np.nonzero(world.task_state == RUNNING)
     host = world.task_host[env, task]
@@ -105,9 +106,10 @@ def apply_decisions(world: World, layout: Layout, cfg: ScenarioConfig, actions: 
                     node_index: np.ndarray) -> dict[str, np.ndarray]:
     """Start the migrations and failovers that ``actions`` (B, N) ask for.
 
-    Returns per-environment arrays: invalid, started, started_cost, started_trigger
-    (B, N codes, -1 where none), failovers, failover_failed, dropped (B, T mask),
-    recovery_s, downtime_s.
+    Returns a dict of arrays: ``invalid`` (B,) choices that were no-ops;
+    ``started`` (B, N) sources whose migration began; ``started_cost`` (B,);
+    ``failovers``, ``failover_failed``, ``recovery_s``, ``restart_downtime_s``
+    (B,); ``exhausted`` (B, T) tasks that used up their failover attempts.
     """
     B, N = world.slots_used.shape
     mc = cfg.migration
@@ -227,7 +229,6 @@ def _failover(world, layout, cfg, env, task, src, tgt):
     interrupted = world.task_interrupted_s[env, task]
     recovery = now + delay - interrupted
     world.task_interrupted_s[env, task] = np.nan
-    world.task_attempts[env, task] += 1
     return {
         "failovers": np.bincount(env, minlength=B),
         "failover_failed": failed_attempts,
@@ -237,13 +238,16 @@ def _failover(world, layout, cfg, env, task, src, tgt):
     }
 
 
-def cancel_broken(world: World) -> np.ndarray:
-    """Migrations whose source or target is down end CANCELLED (rollback). (B, N) mask."""
+def cancel_broken(world: World, cooldown_s: float) -> np.ndarray:
+    """Migrations whose source or target is down end CANCELLED (rollback, then the
+    source's cooldown starts, as after any migration). (B, N) mask."""
     t0 = np.maximum(world.mig_target, 0)
     target_up = np.take_along_axis(world.node_up, t0, axis=1)
     broken = world.mig_active & ~(world.node_up & target_up)
     if broken.any():
         _end(world, broken)
+        world.cooldown_until_s[:] = np.where(
+            broken, world.time_s[:, None] + cooldown_s, world.cooldown_until_s)
     return broken
 
 

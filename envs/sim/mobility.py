@@ -80,10 +80,15 @@ def spawn_vehicles(
     G, block = cfg.map.grid_blocks, cfg.map.block_m
     size = G * block
     vc = cfg.vehicles
-    u_road = uniform(key, tick, Stream.VEHICLE_INIT_ROAD, index)
-    u_pos = uniform(key, tick, Stream.VEHICLE_INIT_POS, index)
-    u_dir = uniform(key, tick, Stream.VEHICLE_INIT_DIR, index)
-    u_speed = uniform(key, tick, Stream.VEHICLE_SPEED, index)
+    # Placement at reset and entries in a step draw from different streams, so
+    # the reset (tick 0) and the first step (also tick 0) never share a counter.
+    if initial:
+        streams = (Stream.VEHICLE_INIT_ROAD, Stream.VEHICLE_INIT_POS, Stream.VEHICLE_INIT_DIR,
+                   Stream.VEHICLE_INIT_SPEED)
+    else:
+        streams = (Stream.VEHICLE_ENTRY_ROAD, Stream.VEHICLE_ENTRY_POS, Stream.VEHICLE_ENTRY_DIR,
+                   Stream.VEHICLE_SPEED)
+    u_road, u_pos, u_dir, u_speed = (uniform(key, tick, s, index) for s in streams)
     road = np.minimum((u_road * (G + 1)).astype(np.int64), G) * block
     if initial:
         direction = np.minimum((u_dir * 4).astype(np.int64), 3)

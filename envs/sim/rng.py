@@ -74,12 +74,15 @@ class Stream:
     """Stream ids: one per purpose, so no two draws ever share a counter."""
 
     VEHICLE_ARRIVALS = 1
-    VEHICLE_ENTRY = 2
+    VEHICLE_ENTRY_ROAD = 2
     VEHICLE_SPEED = 3
     VEHICLE_TURN = 4
     VEHICLE_INIT_POS = 5
     VEHICLE_INIT_DIR = 6
     VEHICLE_INIT_ROAD = 7
+    VEHICLE_INIT_SPEED = 8
+    VEHICLE_ENTRY_POS = 9
+    VEHICLE_ENTRY_DIR = 17
     TASK_ARRIVALS = 10
     TASK_SERVICE = 11
     TASK_WORK = 12

@@ -9,8 +9,9 @@
   (least loaded, nearby, session affinity).
 * Several tasks choosing the same node in one tick are admitted in task order
   up to the node's free slots; the rest wait for the next tick.
-* When replication is on, the second-best eligible node keeps the task's
-  replica (its backup).
+* When replication is on, the best-scoring other node that runs the service
+  and is believed up (free slot not required: a replica needs no slot) keeps
+  the task's replica (its backup).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import compute, faults, ledger, migration, mobility, radio, scheduler
+from . import compute, faults, formulas, ledger, migration, mobility, radio, scheduler
 from .config import ScenarioConfig
 from .layout import Layout, build_layout
 from .rng import Stream, uniform
@@ -131,9 +131,8 @@ class Simulator:
             first = c.migrations_started - started.sum(1) == 0
             for ee, nn in zip(e.tolist(), n.tolist(), strict=True):  # few per tick
                 new = w.mig_cost[ee, nn]
-                c.migration_cost_ewma[ee] = new if first[ee] else (
-                    cfg.migration.ewma_alpha * new
-                    + (1 - cfg.migration.ewma_alpha) * c.migration_cost_ewma[ee])
+                c.migration_cost_ewma[ee] = new if first[ee] else float(
+                    formulas.ewma(c.migration_cost_ewma[ee], new, cfg.migration.ewma_alpha))
                 first[ee] = False
             self.events.add(e, "migration_planned", now[e], source=n, target=w.mig_target[e, n],
                             trigger=w.mig_trigger[e, n], end_s=w.mig_end_s[e, n])
@@ -145,7 +144,7 @@ class Simulator:
 
         # 2. faults
         failed, repaired = faults.fail_and_repair(w, lay, cfg, self._node_index)
-        cancelled = migration.cancel_broken(w)
+        cancelled = migration.cancel_broken(w, cfg.migration.cooldown_s)
         c.migrations_cancelled += cancelled.sum(1)
         if failed.any():
             e, n = np.nonzero(failed)

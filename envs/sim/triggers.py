@@ -68,7 +68,7 @@ def analyse(
         is_uav: (N,) bool.
         view_up: the controller's belief that the node is up, (B, N).
         away_fraction: share of the node's tasks whose vehicle is attached elsewhere.
-        mean_hops: mean backhaul hops from those vehicles' access nodes to the node.
+        mean_hops: mean over hosted tasks of the hops from the vehicle's access node.
     """
     rsu = ~is_uav
     n_rsu = max(int(rsu.sum()), 1)

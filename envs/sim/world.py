@@ -88,7 +88,7 @@ class World:
     task_origin: np.ndarray  # int node the task last ran on (failover source)
     task_backup: np.ndarray  # int node holding the task's replica, -1 none
     task_mig_target: np.ndarray  # int node of an in-flight migration, -1 none
-    task_attempts: np.ndarray  # int failover attempts so far (seed 001: max 3)
+    task_attempts: np.ndarray  # int failed failover attempts so far (seed 001: max 3)
     task_orphaned_s: np.ndarray  # when the controller orphaned it [s]
     task_interrupted_s: np.ndarray  # when its host died [s] (nan if not interrupted)
     task_latency_ms: np.ndarray  # latency of the last tick [ms]
