@@ -3,7 +3,7 @@
 PY ?= python
 PIP ?= $(PY) -m pip
 
-.PHONY: setup test test-all lint train
+.PHONY: setup test test-all lint train bench
 setup:
 	$(PIP) install "torch==2.13.0"
 	$(PIP) install -e ".[train,viz,dev]"
@@ -21,3 +21,6 @@ lint:
 # A short run (a few minutes): PPO on the default scenario, then agent vs baselines.
 train: setup
 	$(PY) train.py --algo ppo --env RoadEdge-v0 --timesteps 20000 --eval-episodes 10 --workers 2
+
+bench: setup
+	roadedge-bench --out results/bench.json

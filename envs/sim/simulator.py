@@ -20,6 +20,7 @@ The simulator knows nothing of Gymnasium; ``StepResult`` carries plain arrays.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +74,9 @@ class Simulator:
         self._task_index = np.arange(T, dtype=np.uint64)[None, :]
         self._node_index = np.arange(N, dtype=np.uint64)[None, :]
         self._weights = np.array([getattr(cfg.reward, k) for k in REWARD_TERMS])
+        # Set to {} to accumulate seconds per tick phase (the benchmark does).
+        self.phase_times: dict[str, float] | None = None
+        self._t_mark = 0.0
 
     # ------------------------------------------------------------------ reset
 
@@ -111,6 +115,8 @@ class Simulator:
         """Advance every environment one tick under ``actions`` (B, N) ints in [0, N]."""
         w, cfg, lay, c = self.world, self.cfg, self.layout, self.counters
         B, N = w.slots_used.shape
+        if self.phase_times is not None:
+            self._t_mark = time.perf_counter()
         actions = np.asarray(actions, dtype=np.int64).reshape(B, N)
         if actions.size and (actions.min() < 0 or actions.max() > N):
             # A negative index would silently pick another column of the action mask.
@@ -142,6 +148,7 @@ class Simulator:
         downtime = dec["restart_downtime_s"].astype(np.float64)
         dropped_mask |= dec["exhausted"]
 
+        self._mark("decisions")
         # 2. faults
         failed, repaired = faults.fail_and_repair(w, lay, cfg, self._node_index)
         cancelled = migration.cancel_broken(w, cfg.migration.cooldown_s)
@@ -153,6 +160,7 @@ class Simulator:
             e, n = np.nonzero(repaired)
             self.events.add(e, "node_repaired", now[e], node=n)
 
+        self._mark("faults")
         # 3. heartbeats and detection
         declared = faults.heartbeats_and_detection(w, lay, cfg)
         c.failures_detected += declared.sum(1)
@@ -162,17 +170,21 @@ class Simulator:
                             down_since_s=w.down_since_s[e, n], cause=w.down_cause[e, n])
         dropped_mask |= faults.expired_orphans(w, cfg)
 
+        self._mark("heartbeats")
         # 4-5. mobility and radio
         mobility.move_vehicles(w, cfg, self._veh_index)
         mobility.spawn_vehicles(w, cfg, mobility.arrivals(w, cfg), self._veh_index, initial=False)
+        self._mark("mobility")
         w.veh_access[:], w.veh_rate_mbps[:] = radio.access_links(
             w.veh_x, w.veh_y, w.veh_active, w.node_up, lay, cfg.radio)
 
+        self._mark("radio")
         # 6. tasks
         generated, no_row = scheduler.generate_tasks(w, cfg, self._veh_index, self._task_index)
         c.tasks_generated += generated
         scheduler.dispatch_waiting(w, lay, cfg)
 
+        self._mark("tasks")
         # 7. compute
         due, success = migration.due_outcomes(w, cfg, self._node_index)
         blocked = migration.switch_blocked_s(w, success)
@@ -183,6 +195,7 @@ class Simulator:
         stalled = ((w.task_state == RUNNING) & ~serving) | (w.task_state == ORPHANED)
         downtime += stalled.sum(1) * cfg.dt_s + blocked.sum(1)
 
+        self._mark("compute")
         # 8. migration outcomes
         if due.any():
             e, n = np.nonzero(due)
@@ -194,6 +207,7 @@ class Simulator:
             c.migration_downtime_s += np.where(success, w.mig_downtime_s, 0.0).sum(1)
             migration.finish(w, cfg, due, success)
 
+        self._mark("migrations")
         # 9. outcomes
         live = w.task_state != FREE
         done = (w.task_state == RUNNING) & (w.task_done >= w.task_work - 1e-6)
@@ -236,10 +250,18 @@ class Simulator:
 
         w.time_s += cfg.dt_s
         w.tick += np.uint64(1)
+        self._mark("outcomes")
         if self.check_invariants:
             ledger.check(w, lay)
         return StepResult(reward=reward, terms=terms, completed=n_done, missed=n_late,
                           dropped=n_drop, invalid=dec["invalid"])
+
+    def _mark(self, phase: str) -> None:
+        """Charge the time since the last mark to ``phase`` (only when profiling)."""
+        if self.phase_times is not None:
+            now = time.perf_counter()
+            self.phase_times[phase] = self.phase_times.get(phase, 0.0) + now - self._t_mark
+            self._t_mark = now
 
     # ------------------------------------------------------------------ views
 

@@ -1,0 +1,324 @@
+"""``roadedge-bench``: how fast RoadEdge runs on this machine.
+
+Prints, and writes as JSON (``--out``, default ``results/bench.json``):
+
+1. per preset, a single ``RoadEdgeEnv`` under random valid actions: steps/s,
+   vehicle-steps/s, time per tick phase (decisions, faults, heartbeats,
+   mobility, radio, tasks, compute, migrations, outcomes) and observation,
+   and peak memory of the simulation;
+2. the native batched env (``RoadEdgeVectorEnv``): env-steps/s for batch sizes;
+3. scaling with the vehicle count (100, 1,000, 10,000) and the node count;
+4. the environment's share of wall time in SB3 PPO training on ``city``.
+
+Timings are medians of repeated windows after a warm-up; nothing here is
+asserted. ``--quick`` shortens every window (a smoke run for the tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .migration_env import RoadEdgeEnv
+from .sim.config import load_scenario, preset_names
+from .vector_env import RoadEdgeVectorEnv
+
+PHASES = (
+    "decisions",
+    "faults",
+    "heartbeats",
+    "mobility",
+    "radio",
+    "tasks",
+    "compute",
+    "migrations",
+    "outcomes",
+)
+
+
+def _random_valid(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One uniformly random valid choice per node, for (..., N, N + 1) masks."""
+    return np.argmax(np.where(masks, rng.random(masks.shape), -1.0), axis=-1)
+
+
+def _windows(fn, window_s: float, repeats: int) -> list[float]:
+    """Run ``fn`` (returning steps done) in ``repeats`` windows; steps/s of each."""
+    rates = []
+    for _ in range(repeats):
+        steps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < window_s:
+            steps += fn()
+        rates.append(steps / (time.perf_counter() - start))
+    return rates
+
+
+def bench_single(
+    preset: str, window_s: float, repeats: int, seed: int = 0, **overrides: Any
+) -> dict[str, Any]:
+    """Steps/s of one env under random valid actions, and where the time goes."""
+    env = RoadEdgeEnv(preset, record_events=False, **overrides)
+    N = env.n_nodes
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    vehicles: list[int] = []
+    timing = {"step_s": 0.0, "steps": 0}
+
+    def run(n: int = 50) -> int:
+        for _ in range(n):
+            action = _random_valid(env.sim.action_mask()[0].reshape(N, N + 1), rng)
+            t0 = time.perf_counter()
+            _, _, _, truncated, _ = env.step(action)
+            timing["step_s"] += time.perf_counter() - t0
+            timing["steps"] += 1
+            vehicles.append(int(env.sim.world.veh_active.sum()))
+            if truncated:
+                env.reset()
+        return n
+
+    run(20)  # warm-up
+    timing.update(step_s=0.0, steps=0)
+    env.sim.phase_times = {}
+    _windows(run, window_s, repeats)
+    steps = timing["steps"]
+    step_s = timing["step_s"] / steps
+    phases = {k: v / steps for k, v in env.sim.phase_times.items()}
+    env.sim.phase_times = None
+    # Observation cost: time building it alone.
+    t0 = time.perf_counter()
+    for _ in range(50):
+        env._observe()
+    obs_s = (time.perf_counter() - t0) / 50
+    phases["observation"] = obs_s
+    tracemalloc.start()
+    probe = RoadEdgeEnv(preset, record_events=False, **overrides)
+    probe.reset(seed=seed)
+    for _ in range(20):
+        probe.step(np.zeros(N, dtype=np.int64))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    mean_vehicles = float(np.mean(vehicles)) if vehicles else 0.0
+    return {
+        "preset": preset,
+        "nodes": N,
+        "max_vehicles": env.cfg.vehicles.max_vehicles,
+        "mean_vehicles": mean_vehicles,
+        "steps_per_s": 1.0 / step_s,
+        "vehicle_steps_per_s": mean_vehicles / step_s,
+        "step_ms": 1e3 * step_s,
+        "phase_ms": {k: 1e3 * v for k, v in phases.items()},
+        "peak_memory_mb": peak / 2**20,
+    }
+
+
+def bench_batched(preset: str, batch: int, window_s: float, repeats: int) -> dict[str, Any]:
+    venv = RoadEdgeVectorEnv(batch, scenario=preset)
+    venv.reset(seed=0)
+    N = venv.n_nodes
+    rng = np.random.default_rng(0)
+
+    def run(n: int = 5) -> int:
+        for _ in range(n):
+            masks = venv.action_masks().reshape(batch, N, N + 1)
+            venv.step(_random_valid(masks, rng))
+        return n * batch
+
+    run(2)
+    rates = _windows(run, window_s, repeats)
+    return {"preset": preset, "batch": batch, "env_steps_per_s": float(np.median(rates))}
+
+
+def scaling_overrides(vehicles: int) -> dict[str, Any]:
+    """The city with ``vehicles`` vehicles (arrivals and task table scaled alike)."""
+    scale = vehicles / 100
+    return {
+        "vehicles": {
+            "max_vehicles": vehicles,
+            "initial_vehicles": int(0.6 * vehicles),
+            "arrival_rate_hz": 1.2 * scale,
+        },
+        "tasks": {"max_tasks": max(256, int(2.56 * vehicles))},
+    }
+
+
+def node_overrides(rsus: int) -> dict[str, Any]:
+    """A larger map with ``rsus`` RSUs and ``rsus // 2`` UAVs."""
+    grid = max(4, int(np.ceil(np.sqrt(rsus))))
+    return {
+        "map": {"grid_blocks": grid},
+        "rsu": {"count": rsus},
+        "uav": {"count": max(1, rsus // 2)},
+    }
+
+
+def bench_sb3_share(timesteps: int, n_envs: int = 8) -> dict[str, Any]:
+    """Fraction of PPO training wall time spent inside the env's step."""
+    import torch
+    from stable_baselines3 import PPO
+
+    from .vector_env import make_sb3_vec_env
+
+    torch.set_num_threads(1)
+    venv = make_sb3_vec_env(n_envs, scenario="city")
+    inner = venv.venv
+    spent = {"s": 0.0}
+    original = inner.step
+
+    def timed_step(actions):
+        t0 = time.perf_counter()
+        out = original(actions)
+        spent["s"] += time.perf_counter() - t0
+        return out
+
+    inner.step = timed_step
+    model = PPO(
+        "MlpPolicy", venv, n_steps=256, batch_size=256, n_epochs=5, device="cpu", seed=0, verbose=0
+    )
+    t0 = time.perf_counter()
+    model.learn(timesteps)
+    wall = time.perf_counter() - t0
+    return {
+        "timesteps": timesteps,
+        "n_envs": n_envs,
+        "wall_s": wall,
+        "env_s": spent["s"],
+        "env_share": spent["s"] / wall,
+        "steps_per_s": timesteps / wall,
+    }
+
+
+def format_report(res: dict[str, Any]) -> str:
+    lines = [
+        "## Single environment, random valid actions",
+        "",
+        "| preset | nodes | vehicles | steps/s | vehicle-steps/s | ms/step | peak MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in res["single"]:
+        lines.append(
+            f"| {r['preset']} | {r['nodes']} | {r['mean_vehicles']:.0f} | "
+            f"{r['steps_per_s']:.0f} | {r['vehicle_steps_per_s']:.0f} | "
+            f"{r['step_ms']:.3f} | {r['peak_memory_mb']:.1f} |"
+        )
+    lines += [
+        "",
+        "## Time per phase of a tick [ms]",
+        "",
+        "| preset | " + " | ".join(PHASES + ("observation",)) + " |",
+        "|---|" + "---|" * (len(PHASES) + 1),
+    ]
+    for r in res["single"]:
+        cells = [f"{r['phase_ms'].get(k, 0.0):.3f}" for k in PHASES + ("observation",)]
+        lines.append(f"| {r['preset']} | " + " | ".join(cells) + " |")
+    lines += ["", "## Native batched env (city)", "", "| batch | env-steps/s |", "|---|---|"]
+    for r in res["batched"]:
+        lines.append(f"| {r['batch']} | {r['env_steps_per_s']:.0f} |")
+    lines += [
+        "",
+        "## Scaling with vehicles (city layout)",
+        "",
+        "| vehicles | mean on map | steps/s | vehicle-steps/s | ms/step |",
+        "|---|---|---|---|---|",
+    ]
+    for r in res["vehicle_scaling"]:
+        lines.append(
+            f"| {r['max_vehicles']} | {r['mean_vehicles']:.0f} | {r['steps_per_s']:.0f} | "
+            f"{r['vehicle_steps_per_s']:.0f} | {r['step_ms']:.2f} |"
+        )
+    lines += ["", "## Scaling with nodes", "", "| nodes | steps/s | ms/step |", "|---|---|---|"]
+    for r in res["node_scaling"]:
+        lines.append(f"| {r['nodes']} | {r['steps_per_s']:.0f} | {r['step_ms']:.2f} |")
+    if res.get("sb3"):
+        s = res["sb3"]
+        lines += [
+            "",
+            f"SB3 PPO on city ({s['n_envs']} envs, {s['timesteps']} steps): "
+            f"{s['steps_per_s']:.0f} steps/s, env {100 * s['env_share']:.1f} % of wall time",
+        ]
+    return "\n".join(lines)
+
+
+def plot_scaling(res: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.5), dpi=120)
+    ax = fig.add_subplot(1, 1, 1)
+    xs = [r["max_vehicles"] for r in res["vehicle_scaling"]]
+    ax.loglog(xs, [r["steps_per_s"] for r in res["vehicle_scaling"]], "o-", label="steps/s")
+    ax.loglog(
+        xs,
+        [r["vehicle_steps_per_s"] for r in res["vehicle_scaling"]],
+        "s--",
+        label="vehicle-steps/s",
+    )
+    ax.set_xlabel("vehicles (max on the map)")
+    ax.set_ylabel("per second")
+    ax.set_title("RoadEdge single-env speed vs vehicles")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def run(quick: bool = False, sb3: bool = True) -> dict[str, Any]:
+    window, reps = (0.2, 1) if quick else (1.0, 3)
+    res: dict[str, Any] = {
+        "machine": {
+            "python": platform.python_version(),
+            "processor": platform.processor() or platform.machine(),
+            "numpy": np.__version__,
+        }
+    }
+    res["single"] = [bench_single(p, window, reps) for p in preset_names()]
+    res["batched"] = [
+        bench_batched("city", b, window, reps) for b in ((1, 16) if quick else (1, 16, 64, 256))
+    ]
+    vehicle_counts = (100, 1000) if quick else (100, 1000, 10_000)
+    res["vehicle_scaling"] = [
+        bench_single("city", window, reps, **scaling_overrides(v)) for v in vehicle_counts
+    ]
+    node_counts = (9,) if quick else (9, 25, 64)
+    res["node_scaling"] = [
+        bench_single("city", window, reps, **node_overrides(n)) for n in node_counts
+    ]
+    res["sb3"] = bench_sb3_share(2048 if quick else 8192) if sb3 else None
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="roadedge-bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="results/bench.json", help="JSON output path")
+    p.add_argument("--quick", action="store_true", help="short windows (smoke run)")
+    p.add_argument("--no-sb3", action="store_true", help="skip the PPO training share")
+    p.add_argument(
+        "--plot", default=None, help="PNG of steps/s vs vehicles (default: next to --out)"
+    )
+    args = p.parse_args(argv)
+    load_scenario("city")  # fail fast if the package data is missing
+    start = time.perf_counter()
+    res = run(quick=args.quick, sb3=not args.no_sb3)
+    res["wall_s"] = time.perf_counter() - start
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    print(format_report(res))
+    plot = Path(args.plot) if args.plot else out.with_suffix(".png")
+    try:
+        plot_scaling(res, plot)
+        print(f"\nwrote {out} and {plot} ({res['wall_s']:.0f} s)")
+    except ImportError:
+        print(f"\nwrote {out} ({res['wall_s']:.0f} s; install matplotlib for the plot)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
