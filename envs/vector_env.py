@@ -281,7 +281,11 @@ def _sb3_vec_env_class():
             return [result for _ in idx]
 
         def env_is_wrapped(self, wrapper_class, indices=None):
-            return [False for _ in self._indices(indices)]
+            # The adapter reports Monitor's "episode" entries itself, so it stands in
+            # for a Monitor wrapper (SB3's evaluate_policy relies on them).
+            from stable_baselines3.common.monitor import Monitor
+
+            return [wrapper_class is Monitor for _ in self._indices(indices)]
 
         def _indices(self, indices):
             if indices is None:
