@@ -288,6 +288,20 @@ def write_results(
     return csv_path, json_path
 
 
+def write_plot(records: list[dict], path: Path, title: str) -> Path | None:
+    """The comparison figure, or None (with a note) when matplotlib is missing."""
+    try:
+        from .plots import plot_comparison
+    except ImportError:
+        print("(install matplotlib, the 'viz' extra, for the comparison plot)")
+        return None
+    try:
+        return plot_comparison(records, path, title=title, label=display_name)
+    except ImportError:
+        print("(install matplotlib, the 'viz' extra, for the comparison plot)")
+        return None
+
+
 def evaluate(
     policies: Sequence[str],
     env_id: str = "RoadEdge-v0",
@@ -416,7 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.seed}..{args.seed + args.episodes - 1}"
     )
     print(format_table(rows, title))
-    print(f"\nwrote {csv_path} and {json_path} ({elapsed:.0f} s)")
+    plot = write_plot(records, out / "comparison.png", title)
+    print(f"\nwrote {csv_path}, {json_path}{', ' + str(plot) if plot else ''} ({elapsed:.0f} s)")
     return 0
 
 

@@ -433,6 +433,7 @@ def final_evaluation(args: Args, env_kwargs: dict[str, Any], run_dir: Path) -> N
     table = format_table(rows, f"{args.env}: agent vs baselines, {args.eval_episodes} episodes")
     (out / "table.md").write_text(table + "\n")
     print(table)
+    _write_training_plots(records, rows, run_dir, args)
     best_base = max(
         (r for r in rows if not r["policy"].startswith("agent")),
         key=lambda r: r["return_mean"],
@@ -448,6 +449,43 @@ def final_evaluation(args: Args, env_kwargs: dict[str, Any], run_dir: Path) -> N
             f"{'do not overlap' if ahead else 'overlap or agent behind'})"
         )
     print(f"results in {out}")
+
+
+def _write_training_plots(records, rows, run_dir: Path, args: Args) -> None:
+    """comparison.png (agent vs baselines) and learning_curve.png (with baseline bands)."""
+    from .evaluate import display_name, write_plot
+
+    out = run_dir / "eval"
+    names = {r["policy"]: r["policy"] for r in records}
+    agent_key = next((p for p in names if p.startswith("model:")), None)
+
+    def label(p: str) -> str:
+        return f"agent ({args.algo})" if p == agent_key else display_name(p)
+
+    try:
+        from .plots import plot_comparison, plot_learning_curve
+    except ImportError:
+        write_plot(records, out / "comparison.png", "")  # prints the install hint
+        return
+    plot_comparison(
+        records, out / "comparison.png", title=f"{args.env}: agent vs baselines", label=label
+    )
+    npz = run_dir / "evaluations" / "evaluations.npz"
+    if npz.is_file():
+        data = np.load(npz)
+        bands = {
+            r["policy"]: (r["return_mean"], r["return_ci_low"], r["return_ci_high"])
+            for r in rows
+            if not r["policy"].startswith("agent")
+        }
+        plot_learning_curve(
+            data["timesteps"],
+            data["results"],
+            out / "learning_curve.png",
+            baselines=bands,
+            title=f"{args.env} {args.algo}",
+        )
+    print(f"plots in {out}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
