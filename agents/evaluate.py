@@ -332,16 +332,19 @@ def resolve_policies(spec: str, models: Sequence[str] = ()) -> list[str]:
     for m in models:
         if not Path(m).is_file():
             raise SystemExit(f"model file not found: {m}")
+    if not names and not models:
+        raise SystemExit("no policy to evaluate: give --policies or --model")
     return names + [MODEL_PREFIX + m for m in models]
 
 
 def _check_policy_name(name: str) -> None:
-    from roadedge.baselines.policies import FAILOVER_RULES, MIGRATION_RULES
+    """Exit with the baselines' own message if ``name`` is not a valid policy."""
+    from roadedge.baselines.policies import parse_name
 
-    parts = name.split("+")
-    ok = len(parts) <= 2 and all(p in MIGRATION_RULES + FAILOVER_RULES for p in parts)
-    if not ok:
-        raise SystemExit(f"unknown policy {name!r}; see --list")
+    try:
+        parse_name(name)
+    except ValueError as exc:
+        raise SystemExit(f"{exc}; see --list") from None
 
 
 def parse_env_kwargs(items: Sequence[str]) -> dict[str, Any]:

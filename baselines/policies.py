@@ -10,7 +10,9 @@ one evaluation harness runs rules and trained agents alike.
 Names: a migration rule (``noop``, ``random``, ``follow``, ``greedy``,
 ``threshold``), a failover rule (``failover``, ``backup``), or one of each
 joined by ``+`` (``threshold+failover``). A migration rule acts on nodes the
-controller believes up; a failover rule on nodes it believes down.
+controller believes up (``random`` excepted: it picks uniformly among every
+node's valid choices, failovers included); a failover rule on nodes it
+believes down.
 """
 
 from __future__ import annotations
@@ -105,11 +107,10 @@ def _is_batched(observation: Any, env: Any) -> bool:
     return np.ndim(observation) == len(space.shape) + 1
 
 
-def make_policy(name: str, env: Any, seed: int = 0) -> RulePolicy:
-    """Build a named baseline for ``env``; raises ValueError listing the names."""
-    parts = name.split("+")
+def parse_name(name: str) -> tuple[str | None, str | None]:
+    """Split a policy name into (migration rule, failover rule); ValueError if unknown."""
     migration = failover = None
-    for part in parts:
+    for part in name.split("+"):
         if part in MIGRATION_RULES and migration is None:
             migration = part
         elif part in FAILOVER_RULES and failover is None:
@@ -119,6 +120,10 @@ def make_policy(name: str, env: Any, seed: int = 0) -> RulePolicy:
                 f"unknown policy {name!r}: use a migration rule {MIGRATION_RULES}, a failover "
                 f"rule {FAILOVER_RULES}, or one of each joined by '+' (e.g. threshold+failover)"
             )
-    if migration == "noop":
-        migration = None
+    return (None if migration == "noop" else migration), failover
+
+
+def make_policy(name: str, env: Any, seed: int = 0) -> RulePolicy:
+    """Build a named baseline for ``env``; raises ValueError listing the names."""
+    migration, failover = parse_name(name)
     return RulePolicy(env, migration, failover, seed=seed)
