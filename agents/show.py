@@ -46,10 +46,13 @@ def write_video(frames: list[np.ndarray], out: Path, fps: float) -> None:
     if suffix == ".gif":
         from PIL import Image
 
-        images = [Image.fromarray(f).convert("P", palette=Image.Palette.ADAPTIVE, colors=128)
+        # One shared palette (from a middle frame), no dithering: smaller files, no flicker.
+        palette = Image.fromarray(frames[len(frames) // 2]).quantize(
+            colors=64, method=Image.Quantize.MEDIANCUT)
+        images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE)
                   for f in frames]
         images[0].save(out, save_all=True, append_images=images[1:], loop=0,
-                       duration=int(1000 / fps), optimize=True)
+                       duration=int(1000 / fps))
     elif suffix == ".mp4":
         try:
             import imageio.v2 as imageio
