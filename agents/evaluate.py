@@ -57,6 +57,7 @@ class EvalJob:
 
 def _make_env(env_id: str, env_kwargs: dict[str, Any]):
     import gymnasium as gym
+
     import roadedge.envs  # noqa: F401  (registers the ids)
 
     return gym.make(env_id, **env_kwargs)

@@ -48,18 +48,22 @@ def write_video(frames: list[np.ndarray], out: Path, fps: float) -> None:
 
         # One shared palette (from a middle frame), no dithering: smaller files, no flicker.
         palette = Image.fromarray(frames[len(frames) // 2]).quantize(
-            colors=64, method=Image.Quantize.MEDIANCUT)
-        images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE)
-                  for f in frames]
-        images[0].save(out, save_all=True, append_images=images[1:], loop=0,
-                       duration=int(1000 / fps))
+            colors=64, method=Image.Quantize.MEDIANCUT
+        )
+        images = [
+            Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames
+        ]
+        images[0].save(
+            out, save_all=True, append_images=images[1:], loop=0, duration=int(1000 / fps)
+        )
     elif suffix == ".mp4":
         try:
             import imageio.v2 as imageio
             import imageio_ffmpeg  # noqa: F401
         except ImportError as exc:
-            raise SystemExit("writing .mp4 needs imageio-ffmpeg: pip install imageio-ffmpeg "
-                             "(or write a .gif)") from exc
+            raise SystemExit(
+                "writing .mp4 needs imageio-ffmpeg: pip install imageio-ffmpeg (or write a .gif)"
+            ) from exc
         with imageio.get_writer(out, fps=fps, macro_block_size=1) as writer:
             for f in frames:
                 writer.append_data(f)
@@ -107,11 +111,13 @@ def record(args) -> Path:
     out = Path(args.out)
     write_video(frames, out, args.fps)
     m = info["metrics"]
-    print(f"wrote {out}: {len(frames)} frames of {steps} ticks in "
-          f"{time.perf_counter() - start:.0f} s ({out.stat().st_size / 1e6:.1f} MB); "
-          f"completed {m['tasks_completed']:.0f}, missed {m['tasks_missed']:.0f}, "
-          f"dropped {m['tasks_dropped']:.0f}, migrations {m['migrations_started']:.0f}, "
-          f"failovers {m['failovers']:.0f}")
+    print(
+        f"wrote {out}: {len(frames)} frames of {steps} ticks in "
+        f"{time.perf_counter() - start:.0f} s ({out.stat().st_size / 1e6:.1f} MB); "
+        f"completed {m['tasks_completed']:.0f}, missed {m['tasks_missed']:.0f}, "
+        f"dropped {m['tasks_dropped']:.0f}, migrations {m['migrations_started']:.0f}, "
+        f"failovers {m['failovers']:.0f}"
+    )
     return out
 
 

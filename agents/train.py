@@ -168,9 +168,10 @@ def make_vec_env(
 ):
     """The native batched env (all ``n_envs`` in one simulator, in process) as an SB3 VecEnv."""
     import gymnasium as gym
+    from stable_baselines3.common.vec_env import VecNormalize
+
     import roadedge.envs  # noqa: F401
     from roadedge.envs.vector_env import make_sb3_vec_env
-    from stable_baselines3.common.vec_env import VecNormalize
 
     kwargs = {**gym.spec(env_id).kwargs, **env_kwargs}
     venv = make_sb3_vec_env(n_envs, **kwargs)

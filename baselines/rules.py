@@ -13,6 +13,7 @@ action mask; never the simulator's hidden state.
 from __future__ import annotations
 
 import numpy as np
+
 from roadedge.envs.sim import formulas
 from roadedge.envs.sim.compute import per_hop_ms
 from roadedge.envs.sim.config import ScenarioConfig

@@ -30,7 +30,7 @@ def register_envs() -> None:
     for env_id in env_ids():
         if env_id in gym.registry:
             continue
-        preset = "city" if env_id == "RoadEdge-v0" else env_id[len("RoadEdge-"):-len("-v0")]
+        preset = "city" if env_id == "RoadEdge-v0" else env_id[len("RoadEdge-") : -len("-v0")]
         gym.register(
             id=env_id,
             entry_point=ENTRY_POINT,
@@ -42,5 +42,12 @@ def register_envs() -> None:
 
 register_envs()
 
-__all__ = ["RoadEdgeEnv", "ConfigError", "ScenarioConfig", "env_ids", "load_scenario",
-           "preset_names", "register_envs"]
+__all__ = [
+    "RoadEdgeEnv",
+    "ConfigError",
+    "ScenarioConfig",
+    "env_ids",
+    "load_scenario",
+    "preset_names",
+    "register_envs",
+]

@@ -55,8 +55,8 @@ class RoadEdgeEnv(gym.Env):
 
     | ``obs_mode`` | space |
     |---|---|
-    | ``"flat"`` (default) | ``Box(0, 1, (N * F + G,), float32)``: node matrix row by row, then globals |
-    | ``"dict"`` | ``Dict(nodes=Box(N, F), node_mask=Box(N,), distances=Box(N, N), globals=Box(G,))`` |
+    | ``"flat"`` (default) | ``Box(0, 1, (N * F + G,), float32)``: node rows, then globals |
+    | ``"dict"`` | ``Dict(nodes=(N, F), node_mask=(N,), distances=(N, N), globals=(G,))`` |
 
     ``F = 17 + n_services`` node features (believed up, load, reserved,
     battery, is UAV, cooldown, migrating, orphans, away share, hops, urgency,
@@ -127,8 +127,9 @@ class RoadEdgeEnv(gym.Env):
         self.cfg = load_scenario(scenario, overrides)
         self.obs_mode = obs_mode
         self.render_mode = render_mode
-        self.sim = Simulator(self.cfg, 1, record_events=record_events,
-                             check_invariants=check_invariants)
+        self.sim = Simulator(
+            self.cfg, 1, record_events=record_events, check_invariants=check_invariants
+        )
         N = self.cfg.n_nodes
         self.n_nodes = N
         self.action_space = spaces.MultiDiscrete(np.full(N, N + 1, dtype=np.int64))
@@ -149,8 +150,9 @@ class RoadEdgeEnv(gym.Env):
 
     def step(self, action):
         arr = np.asarray(action)
-        if arr.shape != (self.n_nodes,) or not self.action_space.contains(arr.astype(
-                np.int64, copy=False) if np.issubdtype(arr.dtype, np.integer) else arr):
+        if arr.shape != (self.n_nodes,) or not self.action_space.contains(
+            arr.astype(np.int64, copy=False) if np.issubdtype(arr.dtype, np.integer) else arr
+        ):
             raise ValueError(
                 f"action {action!r} is not in the action space {self.action_space}: "
                 f"expected {self.n_nodes} integers in [0, {self.n_nodes}]"
@@ -227,8 +229,13 @@ def make_observation_space(cfg: ScenarioConfig, obs_mode: str) -> spaces.Space:
     )
 
 
-def build_observation(sim: Simulator, cfg: ScenarioConfig, obs_mode: str,
-                      view: ControllerView, row: int | slice | None = None):
+def build_observation(
+    sim: Simulator,
+    cfg: ScenarioConfig,
+    obs_mode: str,
+    view: ControllerView,
+    row: int | slice | None = None,
+):
     """Observation(s) for batch ``row`` (an int for one env, None for all rows)."""
     tick = sim.world.tick.astype(np.float64)
     nodes = obs_lib.node_matrix(view, cfg, tick)

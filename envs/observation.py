@@ -93,8 +93,9 @@ def node_matrix(view: ControllerView, cfg: ScenarioConfig, tick: np.ndarray) -> 
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def global_vector(view: ControllerView, cfg: ScenarioConfig, tick: np.ndarray,
-                  vehicles_active: np.ndarray) -> np.ndarray:
+def global_vector(
+    view: ControllerView, cfg: ScenarioConfig, tick: np.ndarray, vehicles_active: np.ndarray
+) -> np.ndarray:
     """(B, G) float32 global features."""
     lay = view.layout
     rsu = ~lay.is_uav

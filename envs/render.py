@@ -188,8 +188,9 @@ class Renderer:
         plt.pause(1.0 / self.fps if self.fps > 0 else 1e-3)
 
     def _disable(self, why: str) -> bool:
-        logger.warn(f"RoadEdge human rendering is off: {why}. Use render_mode='rgb_array' "
-                    "to get frames.")
+        logger.warn(
+            f"RoadEdge human rendering is off: {why}. Use render_mode='rgb_array' to get frames."
+        )
         self._disabled = True
         return False
 
@@ -230,46 +231,115 @@ class Renderer:
         blocks, block = cfg.map.grid_blocks, cfg.map.block_m
         roads = [((i * block, 0.0), (i * block, size)) for i in range(blocks + 1)]
         roads += [((0.0, i * block), (size, i * block)) for i in range(blocks + 1)]
-        ax.add_collection(LineCollection(roads, colors="#c4c4c4", linewidths=3.5, zorder=1,
-                                         capstyle="butt"))
-        ax.add_collection(LineCollection(roads, colors="white", linewidths=0.6, zorder=1,
-                                         linestyles=(0, (4, 4))))
+        ax.add_collection(
+            LineCollection(roads, colors="#c4c4c4", linewidths=3.5, zorder=1, capstyle="butt")
+        )
+        ax.add_collection(
+            LineCollection(roads, colors="white", linewidths=0.6, zorder=1, linestyles=(0, (4, 4)))
+        )
         # coverage discs (static for a given set of nodes down)
         diam = 2.0 * lay.coverage_m
         self._cover_face = np.array([COVER_UAV if u else COVER_RSU for u in lay.is_uav])
-        self._cover = ax.add_collection(EllipseCollection(
-            diam, diam, np.zeros(N), units="xy", offsets=self._pos,
-            offset_transform=ax.transData, facecolors=self._cover_face,
-            edgecolors=COVER_EDGE, linewidths=0.5, zorder=2))
+        self._cover = ax.add_collection(
+            EllipseCollection(
+                diam,
+                diam,
+                np.zeros(N),
+                units="xy",
+                offsets=self._pos,
+                offset_transform=ax.transData,
+                facecolors=self._cover_face,
+                edgecolors=COVER_EDGE,
+                linewidths=0.5,
+                zorder=2,
+            )
+        )
         # vehicle -> host lines, vehicle -> dead origin of orphaned tasks
         self._host_lines = dyn(ax.add_collection(LineCollection([], linewidths=0.6, zorder=3)))
-        self._orphan_lines = dyn(ax.add_collection(LineCollection(
-            [], linewidths=0.9, colors=[LINE_ORPHAN], linestyles="--", zorder=3)))
+        self._orphan_lines = dyn(
+            ax.add_collection(
+                LineCollection([], linewidths=0.9, colors=[LINE_ORPHAN], linestyles="--", zorder=3)
+            )
+        )
         # vehicles
-        self._veh = dyn(ax.scatter(np.zeros(0), np.zeros(0), zorder=4, linewidths=0.8,
-                                   s=12.0 if cfg.vehicles.max_vehicles <= 300 else 5.0))
+        self._veh = dyn(
+            ax.scatter(
+                np.zeros(0),
+                np.zeros(0),
+                zorder=4,
+                linewidths=0.8,
+                s=12.0 if cfg.vehicles.max_vehicles <= 300 else 5.0,
+            )
+        )
         # migrations: an arrow per possible source node (one migration each)
-        self._arrows = [dyn(ax.add_patch(FancyArrowPatch(
-            (0, 0), (1, 1), arrowstyle="-|>", mutation_scale=14, linewidth=2.2, shrinkA=11,
-            shrinkB=13, zorder=5, visible=False))) for _ in range(N)]
-        self._mig_dots = dyn(ax.scatter(np.zeros(0), np.zeros(0), s=28, zorder=6,
-                                        edgecolors="white", linewidths=0.8))
+        self._arrows = [
+            dyn(
+                ax.add_patch(
+                    FancyArrowPatch(
+                        (0, 0),
+                        (1, 1),
+                        arrowstyle="-|>",
+                        mutation_scale=14,
+                        linewidth=2.2,
+                        shrinkA=11,
+                        shrinkB=13,
+                        zorder=5,
+                        visible=False,
+                    )
+                )
+            )
+            for _ in range(N)
+        ]
+        self._mig_dots = dyn(
+            ax.scatter(np.zeros(0), np.zeros(0), s=28, zorder=6, edgecolors="white", linewidths=0.8)
+        )
         # nodes
         node_size = 150.0 if N <= 40 else 40.0
-        self._rsus = dyn(ax.scatter(*self._pos[self._rsu_idx].T, marker="s", s=node_size,
-                                    edgecolors=NODE_EDGE, linewidths=1.2, zorder=7))
-        self._uavs = dyn(ax.scatter(*self._pos[self._uav_idx].T, marker="^",
-                                    s=node_size * 1.3, edgecolors=NODE_EDGE, linewidths=1.2,
-                                    zorder=7))
-        self._down_x = dyn(ax.scatter(np.zeros(0), np.zeros(0), marker="x", s=node_size * 0.9,
-                                      c="black", linewidths=2.2, zorder=8))
+        self._rsus = dyn(
+            ax.scatter(
+                *self._pos[self._rsu_idx].T,
+                marker="s",
+                s=node_size,
+                edgecolors=NODE_EDGE,
+                linewidths=1.2,
+                zorder=7,
+            )
+        )
+        self._uavs = dyn(
+            ax.scatter(
+                *self._pos[self._uav_idx].T,
+                marker="^",
+                s=node_size * 1.3,
+                edgecolors=NODE_EDGE,
+                linewidths=1.2,
+                zorder=7,
+            )
+        )
+        self._down_x = dyn(
+            ax.scatter(
+                np.zeros(0),
+                np.zeros(0),
+                marker="x",
+                s=node_size * 0.9,
+                c="black",
+                linewidths=2.2,
+                zorder=8,
+            )
+        )
         # UAV battery bars: static outline, dynamic fill
         uav_xy = self._pos[self._uav_idx]
         self._bat_w, self._bat_h = 0.075 * size, 0.014 * size
         self._bat_x0 = uav_xy[:, 0] - self._bat_w / 2
         self._bat_y0 = uav_xy[:, 1] - 0.05 * size
-        ax.add_collection(PolyCollection(self._bars(np.ones(len(uav_xy))), facecolors="white",
-                                         edgecolors="#333333", linewidths=0.8, zorder=7))
+        ax.add_collection(
+            PolyCollection(
+                self._bars(np.ones(len(uav_xy))),
+                facecolors="white",
+                edgecolors="#333333",
+                linewidths=0.8,
+                zorder=7,
+            )
+        )
         self._bat_fill = dyn(ax.add_collection(PolyCollection([], linewidths=0, zorder=7)))
         self._ax = ax
         n_rsu = len(self._rsu_idx)
@@ -277,21 +347,38 @@ class Renderer:
 
         # ---------------------------------------------------------- side panel
         x0 = PANEL_X0 / WIDTH_PX
-        fig.text(x0 + 0.004, 1 - 22 / HEIGHT_PX, f"RoadEdge  ·  {cfg.name}", fontsize=12,
-                 fontweight="bold", va="baseline")
-        fig.text(x0 + 0.004, 1 - 40 / HEIGHT_PX,
-                 f"{len(self._rsu_idx)} RSUs, {len(self._uav_idx)} UAVs, "
-                 f"{cfg.map.grid_blocks}x{cfg.map.grid_blocks} blocks, horizon {cfg.horizon}",
-                 fontsize=7.5, color="#555555", va="baseline")
+        fig.text(
+            x0 + 0.004,
+            1 - 22 / HEIGHT_PX,
+            f"RoadEdge  ·  {cfg.name}",
+            fontsize=12,
+            fontweight="bold",
+            va="baseline",
+        )
+        fig.text(
+            x0 + 0.004,
+            1 - 40 / HEIGHT_PX,
+            f"{len(self._rsu_idx)} RSUs, {len(self._uav_idx)} UAVs, "
+            f"{cfg.map.grid_blocks}x{cfg.map.grid_blocks} blocks, horizon {cfg.horizon}",
+            fontsize=7.5,
+            color="#555555",
+            va="baseline",
+        )
         # statistics rows: static labels here, values written by Pillow in _frame()
         self._row_baselines = []
         for i, (label, heading) in enumerate(self._panel_rows()):
             baseline = PANEL_TOP_PX + i * PANEL_STEP_PX
             self._row_baselines.append(round(baseline))
             if label:
-                fig.text(x0 + 0.004, 1 - round(baseline) / HEIGHT_PX, label, fontsize=PANEL_PT,
-                         family=MONO, va="baseline",
-                         fontweight="bold" if heading else "normal")
+                fig.text(
+                    x0 + 0.004,
+                    1 - round(baseline) / HEIGHT_PX,
+                    label,
+                    fontsize=PANEL_PT,
+                    family=MONO,
+                    va="baseline",
+                    fontweight="bold" if heading else "normal",
+                )
 
         # fonts of the text written by Pillow on every frame
         def font(points: float, family: str = "DejaVu Sans", weight: str = "normal"):
@@ -303,26 +390,53 @@ class Renderer:
         self._font_bold = font(6.8, weight="bold")
         # legend and load colour bar
         handles = [
-            Line2D([], [], ls="", marker="s", ms=8, mfc=LOAD_CMAP(0.1), mec=NODE_EDGE,
-                   label="RSU (fill: load)"),
-            Line2D([], [], ls="", marker="^", ms=9, mfc=LOAD_CMAP(0.1), mec=NODE_EDGE,
-                   label="UAV (bar: battery)"),
-            Line2D([], [], ls="", marker="X", ms=9, mfc="black", mec=DOWN_FACE,
-                   label="node down"),
-            Line2D([], [], ls="", marker="o", ms=4, mfc=VEH_BUSY, mec=VEH_BUSY,
-                   label="vehicle"),
+            Line2D(
+                [],
+                [],
+                ls="",
+                marker="s",
+                ms=8,
+                mfc=LOAD_CMAP(0.1),
+                mec=NODE_EDGE,
+                label="RSU (fill: load)",
+            ),
+            Line2D(
+                [],
+                [],
+                ls="",
+                marker="^",
+                ms=9,
+                mfc=LOAD_CMAP(0.1),
+                mec=NODE_EDGE,
+                label="UAV (bar: battery)",
+            ),
+            Line2D([], [], ls="", marker="X", ms=9, mfc="black", mec=DOWN_FACE, label="node down"),
+            Line2D([], [], ls="", marker="o", ms=4, mfc=VEH_BUSY, mec=VEH_BUSY, label="vehicle"),
             Line2D([], [], color=LINE_LOCAL, lw=1.5, label="task on access node"),
             Line2D([], [], color=LINE_AWAY, lw=1.5, label="task on other node"),
             Line2D([], [], color=LINE_ORPHAN, lw=1.5, ls="--", label="orphaned task"),
             Line2D([], [], color=PHASE_COLOURS["PREPARING"], lw=2.2, label="migr. preparing"),
             Line2D([], [], color=PHASE_COLOURS["EXECUTING"], lw=2.2, label="migr. executing"),
         ]
-        fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(x0 - 0.004, 0.075),
-                   ncols=2, fontsize=6.5, frameon=False, handlelength=1.6, handletextpad=0.5,
-                   columnspacing=0.8, borderaxespad=0.0, labelspacing=0.6)
+        fig.legend(
+            handles=handles,
+            loc="lower left",
+            bbox_to_anchor=(x0 - 0.004, 0.075),
+            ncols=2,
+            fontsize=6.5,
+            frameon=False,
+            handlelength=1.6,
+            handletextpad=0.5,
+            columnspacing=0.8,
+            borderaxespad=0.0,
+            labelspacing=0.6,
+        )
         cax = fig.add_axes((x0 + 0.01, 0.035, 0.26, 0.018))
-        cb = fig.colorbar(ScalarMappable(norm=Normalize(0.0, 1.0), cmap=LOAD_CMAP), cax=cax,
-                          orientation="horizontal")
+        cb = fig.colorbar(
+            ScalarMappable(norm=Normalize(0.0, 1.0), cmap=LOAD_CMAP),
+            cax=cax,
+            orientation="horizontal",
+        )
         cb.set_ticks([0, 0.5, 1])
         cb.ax.tick_params(labelsize=7, length=2, pad=1)
         cb.ax.set_title("node slot load (used / max slots)", fontsize=7, pad=2)
@@ -332,8 +446,15 @@ class Renderer:
         """Battery bar rectangles (K, 4, 2) filled to ``frac``."""
         x0, y0, h = self._bat_x0, self._bat_y0, self._bat_h
         x1 = x0 + self._bat_w * np.clip(frac, 0.0, 1.0)
-        return np.stack([np.stack([x0, y0], 1), np.stack([x1, y0], 1),
-                         np.stack([x1, y0 + h], 1), np.stack([x0, y0 + h], 1)], axis=1)
+        return np.stack(
+            [
+                np.stack([x0, y0], 1),
+                np.stack([x1, y0], 1),
+                np.stack([x1, y0 + h], 1),
+                np.stack([x0, y0 + h], 1),
+            ],
+            axis=1,
+        )
 
     # ------------------------------------------------------------------ one frame
 
@@ -357,8 +478,9 @@ class Renderer:
             if artist.get_visible():
                 fig.draw_artist(artist)
         # dynamic text, on top of everything: Pillow is ~50x cheaper than matplotlib text
-        image = Image.frombuffer("RGBA", (WIDTH_PX, HEIGHT_PX), canvas.buffer_rgba(), "raw",
-                                 "RGBA", 0, 1).convert("RGB")
+        image = Image.frombuffer(
+            "RGBA", (WIDTH_PX, HEIGHT_PX), canvas.buffer_rgba(), "raw", "RGBA", 0, 1
+        ).convert("RGB")
         pen = ImageDraw.Draw(image)
         self._write_map_text(pen, env, up)
         self._write_values(pen, self._panel_values(env, last, up))
@@ -403,8 +525,10 @@ class Renderer:
 
         # one line per distinct (vehicle, node): running tasks -> host, orphans -> origin
         state, owner = w.task_state[env], w.task_vehicle[env]
-        for which, node_of, lines in ((RUNNING, w.task_host[env], self._host_lines),
-                                      (ORPHANED, w.task_origin[env], self._orphan_lines)):
+        for which, node_of, lines in (
+            (RUNNING, w.task_host[env], self._host_lines),
+            (ORPHANED, w.task_origin[env], self._orphan_lines),
+        ):
             t = np.flatnonzero((state == which) & (node_of >= 0))
             t = t[active[owner[t]]]
             pair = np.unique(owner[t] * N + node_of[t])
@@ -446,25 +570,47 @@ class Renderer:
     @staticmethod
     def _panel_rows() -> list[tuple[str, bool]]:
         """(label, is_heading) of every statistics row ("" for a gap)."""
-        rows = ["tick", "simulated time", "nodes up (truth)", "nodes believed up", "vehicles",
-                "", "#REWARD, last step (weighted)"]
+        rows = [
+            "tick",
+            "simulated time",
+            "nodes up (truth)",
+            "nodes believed up",
+            "vehicles",
+            "",
+            "#REWARD, last step (weighted)",
+        ]
         rows += [f"  {k.replace('_', ' ')}" for k in REWARD_TERMS] + ["  total", ""]
-        rows += ["#EPISODE", "  tasks completed", "  missed / dropped", "  active",
-                 "  migrations started", "  succeeded / failed", "  in flight",
-                 "  failures detected", "  failovers", "  mean latency"]
+        rows += [
+            "#EPISODE",
+            "  tasks completed",
+            "  missed / dropped",
+            "  active",
+            "  migrations started",
+            "  succeeded / failed",
+            "  in flight",
+            "  failures detected",
+            "  failovers",
+            "  mean latency",
+        ]
         return [(r.lstrip("#"), r.startswith("#")) for r in rows]
 
-    def _panel_values(self, env: int, last: StepResult | None,
-                      up: np.ndarray) -> list[tuple[str, tuple[int, int, int]]]:
+    def _panel_values(
+        self, env: int, last: StepResult | None, up: np.ndarray
+    ) -> list[tuple[str, tuple[int, int, int]]]:
         """(text, colour) of every :meth:`_panel_rows` row ("" for gaps and headings)."""
         sim = self.sim
         w, cfg = sim.world, sim.cfg
         m = {k: float(v[env]) for k, v in sim.metrics().items()}
         N = len(up)
-        out = [f"{int(w.tick[env])} / {cfg.horizon}", f"{float(w.time_s[env]):.0f} s",
-               f"{int(up.sum())} / {N}", f"{int(w.view_up[env].sum())} / {N}",
-               f"{int(w.veh_active[env].sum())}", "",
-               "" if last is not None else "(reset)"]
+        out = [
+            f"{int(w.tick[env])} / {cfg.horizon}",
+            f"{float(w.time_s[env]):.0f} s",
+            f"{int(up.sum())} / {N}",
+            f"{int(w.view_up[env].sum())} / {N}",
+            f"{int(w.veh_active[env].sum())}",
+            "",
+            "" if last is not None else "(reset)",
+        ]
         values = [0.0] * (len(REWARD_TERMS) + 1)
         if last is not None:
             for i, k in enumerate(REWARD_TERMS):
@@ -496,8 +642,9 @@ class Renderer:
         """The panel's values, right-aligned on the rows' baselines."""
         for (text, colour), baseline in zip(values, self._row_baselines, strict=True):
             if text:
-                pen.text((WIDTH_PX - 10, baseline), text, fill=colour, font=self._font_value,
-                         anchor="rs")
+                pen.text(
+                    (WIDTH_PX - 10, baseline), text, fill=colour, font=self._font_value, anchor="rs"
+                )
 
     def _write_map_text(self, pen: ImageDraw.ImageDraw, env: int, up: np.ndarray) -> None:
         """Node labels (red if down), LOW battery tags and migration labels."""
@@ -512,12 +659,14 @@ class Renderer:
                 _boxed(pen, (x, y - 12), name, font, "black" if up[n] else _RED, "mb")
         if len(self._uav_idx):
             frac = w.battery_j[env, self._uav_idx] / (cfg.uav.battery_wh * 3600.0)
-            corner = to_px(np.stack([self._bat_x0 + self._bat_w, self._bat_y0 + self._bat_h / 2],
-                                    1))
+            corner = to_px(
+                np.stack([self._bat_x0 + self._bat_w, self._bat_y0 + self._bat_h / 2], 1)
+            )
             for k in np.flatnonzero(frac < cfg.migration.battery_threshold):
                 x, y = corner[k]
-                pen.text((x + 4, HEIGHT_PX - y), "LOW", fill=_RED, font=self._font_bold,
-                         anchor="lm")
+                pen.text(
+                    (x + 4, HEIGHT_PX - y), "LOW", fill=_RED, font=self._font_bold, anchor="lm"
+                )
         nodes_px = pos_px - (0.0, 8.0)  # a node and its label
         for src, dst, p, phase in self._migrations(env):
             a, b = pos_px[src], pos_px[dst]
@@ -525,8 +674,7 @@ class Renderer:
             d = (b - a) / max(float(np.hypot(*(b - a))), 1e-9)
             normal = np.array([d[1], -d[0]])
             text = f"{phase} {100 * p:.0f}%"
-            left, top, right, bottom = pen.textbbox((0, 0), text, font=self._font_bold,
-                                                    anchor="mm")
+            left, top, right, bottom = pen.textbbox((0, 0), text, font=self._font_bold, anchor="mm")
             gap = 5.0 + abs(normal[0]) * (right - left) / 2 + abs(normal[1]) * (bottom - top) / 2
             sides = [0.5 * (a + b) + gap * normal, 0.5 * (a + b) - gap * normal]
             scale = np.array([(right - left) / 2 + 12.0, 16.0])  # label box + node size
@@ -543,8 +691,14 @@ def _rgb255(colour: Any) -> tuple[int, int, int]:
     return round(255 * r), round(255 * g), round(255 * b)
 
 
-def _boxed(pen: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, font: Any,
-           colour: Any, anchor: str) -> None:
+def _boxed(
+    pen: ImageDraw.ImageDraw,
+    xy: tuple[float, float],
+    text: str,
+    font: Any,
+    colour: Any,
+    anchor: str,
+) -> None:
     """``text`` on a white box."""
     left, top, right, bottom = pen.textbbox(xy, text, font=font, anchor=anchor)
     pen.rectangle((left - 2, top - 1, right + 1, bottom + 1), fill=(255, 255, 255))

@@ -6,6 +6,7 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
+
 from roadedge.envs.sim.config import MigrationConfig, ScenarioConfig, load_scenario
 from roadedge.envs.sim.layout import Layout, build_layout
 from roadedge.envs.sim.world import World

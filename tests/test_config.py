@@ -6,6 +6,7 @@ import dataclasses
 import re
 
 import pytest
+
 from roadedge.envs.sim.config import (
     ConfigError,
     ScenarioConfig,
@@ -123,8 +124,9 @@ def test_cross_field_rules(overrides, fragment):
 
 
 def test_dotted_and_double_underscore_overrides():
-    cfg = load_scenario("small", {"migration.cooldown_s": 5, "rsu__count": 2,
-                                  "faults__heartbeat_misses": 4})
+    cfg = load_scenario(
+        "small", {"migration.cooldown_s": 5, "rsu__count": 2, "faults__heartbeat_misses": 4}
+    )
     assert cfg.migration.cooldown_s == 5.0
     assert isinstance(cfg.migration.cooldown_s, float)  # ints are accepted for floats
     assert cfg.rsu.count == 2
@@ -135,10 +137,8 @@ def test_dotted_and_double_underscore_overrides():
 
 
 def test_nested_and_flat_overrides_merge_in_any_order():
-    a = load_scenario("small", {"migration": {"cooldown_s": 4.0},
-                                "migration.backhaul_mbps": 50.0})
-    b = load_scenario("small", {"migration.backhaul_mbps": 50.0,
-                                "migration": {"cooldown_s": 4.0}})
+    a = load_scenario("small", {"migration": {"cooldown_s": 4.0}, "migration.backhaul_mbps": 50.0})
+    b = load_scenario("small", {"migration.backhaul_mbps": 50.0, "migration": {"cooldown_s": 4.0}})
     for cfg in (a, b):
         assert cfg.migration.cooldown_s == 4.0
         assert cfg.migration.backhaul_mbps == 50.0
@@ -147,7 +147,10 @@ def test_nested_and_flat_overrides_merge_in_any_order():
 
 def test_normalize_overrides_shapes():
     assert normalize_overrides({"a.b": 1, "c__d__e": 2, "f": 3}) == {
-        "a": {"b": 1}, "c": {"d": {"e": 2}}, "f": 3}
+        "a": {"b": 1},
+        "c": {"d": {"e": 2}},
+        "f": 3,
+    }
 
 
 def test_replace_returns_new_frozen_config(small_cfg):
@@ -246,7 +249,10 @@ def test_yaml_file_errors(tmp_path):
 def test_seed_000_defaults():
     m = ScenarioConfig().migration
     assert (m.rsu_overload_threshold, m.uav_overload_threshold, m.battery_threshold) == (
-        0.8, 0.7, 0.2)
+        0.8,
+        0.7,
+        0.2,
+    )
     assert m.cooldown_s == 10.0
     assert m.backhaul_mbps == 100.0
     assert (m.alpha_comp, m.alpha_tx, m.alpha_lat) == (0.4, 0.3, 0.3)

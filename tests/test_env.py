@@ -24,18 +24,41 @@ SMALL = "RoadEdge-small-v0"
 FAILURES = "RoadEdge-failures-v0"
 
 METRIC_KEYS = (
-    "tasks_generated", "tasks_completed", "tasks_missed", "tasks_dropped", "tasks_active",
-    "migrations_started", "migrations_completed", "migrations_failed", "downtime_s",
-    "mean_latency_ms", "failovers", "invalid_actions",
+    "tasks_generated",
+    "tasks_completed",
+    "tasks_missed",
+    "tasks_dropped",
+    "tasks_active",
+    "migrations_started",
+    "migrations_completed",
+    "migrations_failed",
+    "downtime_s",
+    "mean_latency_ms",
+    "failovers",
+    "invalid_actions",
 )
 # Cumulative episode counters: they never decrease within an episode.
 CUMULATIVE_KEYS = (
-    "tasks_generated", "tasks_completed", "tasks_missed", "tasks_dropped",
-    "migrations_started", "migrations_completed", "migrations_failed", "downtime_s",
-    "failovers", "invalid_actions",
+    "tasks_generated",
+    "tasks_completed",
+    "tasks_missed",
+    "tasks_dropped",
+    "migrations_started",
+    "migrations_completed",
+    "migrations_failed",
+    "downtime_s",
+    "failovers",
+    "invalid_actions",
 )
-REWARD_TERM_KEYS = {"completion", "latency", "deadline_miss", "drop", "migration_cost",
-                    "downtime", "uav_energy"}
+REWARD_TERM_KEYS = {
+    "completion",
+    "latency",
+    "deadline_miss",
+    "drop",
+    "migration_cost",
+    "downtime",
+    "uav_energy",
+}
 UNCONVENTIONAL_SHAPE = r"Your observation \w+ has an unconventional shape"
 
 
@@ -138,8 +161,7 @@ def test_sb3_env_checker(env_id, obs_mode):
             warnings.simplefilter("error")
             # The 2-D entries of the dict observation (node matrix, distances) are
             # deliberate: allow exactly SB3's "unconventional shape" advice.
-            warnings.filterwarnings("ignore", message=UNCONVENTIONAL_SHAPE,
-                                    category=UserWarning)
+            warnings.filterwarnings("ignore", message=UNCONVENTIONAL_SHAPE, category=UserWarning)
             check_env(env, warn=True, skip_render_check=True)
     finally:
         env.close()
@@ -174,8 +196,14 @@ def test_make_with_module_prefix_from_other_directory(tmp_path):
         """
     )
     child_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=child_env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["id"] == "RoadEdge-v0"
@@ -289,10 +317,10 @@ def test_flat_and_dict_hold_the_same_information():
     assert dct.observation_space["distances"].shape == (n, n)
     assert dct.observation_space["node_mask"].shape == (n,)
     actions = sample_actions(flat.action_space, 3, 60)
-    for (of, rf, *_), (od, rd, *_) in zip(run_episode(flat, 5, actions),
-                                          run_episode(dct, 5, actions), strict=True):
-        np.testing.assert_array_equal(of, np.concatenate([od["nodes"].ravel(),
-                                                          od["globals"]]))
+    for (of, rf, *_), (od, rd, *_) in zip(
+        run_episode(flat, 5, actions), run_episode(dct, 5, actions), strict=True
+    ):
+        np.testing.assert_array_equal(of, np.concatenate([od["nodes"].ravel(), od["globals"]]))
         np.testing.assert_array_equal(od["node_mask"], od["nodes"][:, 0])
         assert rf == rd
 
@@ -309,8 +337,9 @@ def test_same_seed_same_episode_different_seed_differs():
     assert_same_trajectory(ta, tb)
 
     tc = run_episode(env_c, 124, actions)
-    differs = any(not np.array_equal(x[0], y[0]) or x[1] != y[1]
-                  for x, y in zip(ta, tc, strict=True))
+    differs = any(
+        not np.array_equal(x[0], y[0]) or x[1] != y[1] for x, y in zip(ta, tc, strict=True)
+    )
     assert differs, "seeds 123 and 124 gave the same episode"
 
     # reset() without a seed continues the seeded generator: reproducible, but new.
@@ -418,11 +447,17 @@ def check_info(info: dict, reward: float | None, where: str) -> None:
     for k, v in metrics.items():
         assert type(v) is float, f"{where}: metrics[{k!r}] is {type(v).__name__}"
         assert math.isfinite(v) and v >= 0, f"{where}: metrics[{k!r}] = {v}"
-    accounted = (metrics["tasks_completed"] + metrics["tasks_missed"]
-                 + metrics["tasks_dropped"] + metrics["tasks_active"])
+    accounted = (
+        metrics["tasks_completed"]
+        + metrics["tasks_missed"]
+        + metrics["tasks_dropped"]
+        + metrics["tasks_active"]
+    )
     assert metrics["tasks_generated"] == accounted, f"{where}: task accounting {metrics}"
-    assert (metrics["migrations_completed"] + metrics["migrations_failed"]
-            <= metrics["migrations_started"]), f"{where}: {metrics}"
+    assert (
+        metrics["migrations_completed"] + metrics["migrations_failed"]
+        <= metrics["migrations_started"]
+    ), f"{where}: {metrics}"
     terms = info["reward_terms"]
     assert set(terms) == REWARD_TERM_KEYS, f"{where}: reward terms {sorted(terms)}"
     for k, v in terms.items():
@@ -433,7 +468,8 @@ def check_info(info: dict, reward: float | None, where: str) -> None:
     if reward is not None:
         assert type(reward) is float, f"{where}: reward is {type(reward).__name__}"
         assert math.isclose(sum(terms.values()), reward, rel_tol=1e-9, abs_tol=1e-9), (
-            f"{where}: terms sum to {sum(terms.values())}, reward {reward}")
+            f"{where}: terms sum to {sum(terms.values())}, reward {reward}"
+        )
 
 
 @pytest.mark.parametrize(("env_id", "n_steps"), [(SMALL, 400), (FAILURES, 300)])
@@ -633,8 +669,9 @@ def test_maskable_ppo_learns_for_256_steps_with_valid_actions(one_torch_thread):
     from sb3_contrib import MaskablePPO
 
     env = CountSteps(gym.make(SMALL))
-    model = MaskablePPO("MlpPolicy", env, n_steps=128, batch_size=64, n_epochs=2,
-                        device="cpu", seed=0)
+    model = MaskablePPO(
+        "MlpPolicy", env, n_steps=128, batch_size=64, n_epochs=2, device="cpu", seed=0
+    )
     model.learn(total_timesteps=256)
     assert model.num_timesteps == 256 and env.steps == 256
     # MaskablePPO read env.action_masks() (through the wrappers) at every step.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from roadedge.envs.sim import compute, formulas, ledger
 from roadedge.envs.sim.config import MigrationConfig
 from roadedge.envs.sim.rng import Stream, key_from_seed, poisson_from_uniform, uniform
@@ -218,8 +219,12 @@ def test_poisson_from_uniform_edge_cases():
 
 def test_poisson_from_uniform_sample_mean():
     key = key_from_seed(3)
-    u = uniform(np.array([key]), np.array([0], dtype=np.uint64), Stream.TASK_ARRIVALS,
-                np.arange(200_000, dtype=np.uint64))
+    u = uniform(
+        np.array([key]),
+        np.array([0], dtype=np.uint64),
+        Stream.TASK_ARRIVALS,
+        np.arange(200_000, dtype=np.uint64),
+    )
     counts = poisson_from_uniform(u, 0.7)
     assert counts.mean() == pytest.approx(0.7, abs=0.01)
     assert counts.var() == pytest.approx(0.7, abs=0.02)
@@ -260,8 +265,13 @@ def _world_with_tasks(small_layout, hosts):
     w.task_state[0, :n] = QUEUED
     w.task_vehicle[0, :n] = 0
     w.veh_tasks[0, 0] = n
-    ledger.dispatch(w, small_layout, np.zeros(n, dtype=np.int64), np.arange(n),
-                    np.asarray(hosts, dtype=np.int64))
+    ledger.dispatch(
+        w,
+        small_layout,
+        np.zeros(n, dtype=np.int64),
+        np.arange(n),
+        np.asarray(hosts, dtype=np.int64),
+    )
     return w
 
 

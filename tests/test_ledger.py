@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from roadedge.envs.sim import ledger
 from roadedge.envs.sim.ledger import LedgerError
 from roadedge.envs.sim.world import FREE, NO_NODE, ORPHANED, QUEUED, RUNNING, allocate
@@ -54,13 +55,29 @@ def test_dispatch_applies_fully(small_layout):
 def test_dispatch_onto_full_node_is_all_or_nothing(small_layout, assert_same_world):
     w = make_world(small_layout)
     # 5 tasks onto the 4-slot UAV: the first 4 would fit, but nothing may be applied
-    rejected(assert_same_world, w, ledger.dispatch, small_layout, a(0, 0, 0, 0, 0),
-             a(0, 1, 2, 3, 4), a(UAV, UAV, UAV, UAV, UAV), match="no free slot")
+    rejected(
+        assert_same_world,
+        w,
+        ledger.dispatch,
+        small_layout,
+        a(0, 0, 0, 0, 0),
+        a(0, 1, 2, 3, 4),
+        a(UAV, UAV, UAV, UAV, UAV),
+        match="no free slot",
+    )
     assert w.slots_used.sum() == 0
     ledger.dispatch(w, small_layout, a(0, 0, 0), a(0, 1, 2), a(UAV, UAV, UAV))
     # 3 used, 1 free: two more do not fit, together with a valid one elsewhere
-    rejected(assert_same_world, w, ledger.dispatch, small_layout, a(0, 0, 0), a(3, 4, 5),
-             a(0, UAV, UAV), match="no free slot")
+    rejected(
+        assert_same_world,
+        w,
+        ledger.dispatch,
+        small_layout,
+        a(0, 0, 0),
+        a(3, 4, 5),
+        a(0, UAV, UAV),
+        match="no free slot",
+    )
     ledger.dispatch(w, small_layout, a(0), a(3), a(UAV))
     assert w.slots_used[0, UAV] == 4
 
@@ -70,37 +87,78 @@ def test_dispatch_counts_reservations_as_taken(small_layout, assert_same_world):
     ledger.dispatch(w, small_layout, a(0, 0, 0, 0), a(0, 1, 2, 3), a(UAV, UAV, UAV, 0))
     ledger.reserve(w, small_layout, a(0), a(3), a(UAV))  # the last UAV slot is held
     assert w.slots_reserved[0, UAV] == 1
-    rejected(assert_same_world, w, ledger.dispatch, small_layout, a(0), a(4), a(UAV),
-             match="no free slot")
+    rejected(
+        assert_same_world,
+        w,
+        ledger.dispatch,
+        small_layout,
+        a(0),
+        a(4),
+        a(UAV),
+        match="no free slot",
+    )
 
 
 def test_dispatch_rejects_running_task_in_a_mixed_batch(small_layout, assert_same_world):
     w = make_world(small_layout)
     ledger.dispatch(w, small_layout, a(0), a(0), a(1))
-    rejected(assert_same_world, w, ledger.dispatch, small_layout, a(0, 0), a(1, 0), a(2, 2),
-             match="not waiting")
+    rejected(
+        assert_same_world,
+        w,
+        ledger.dispatch,
+        small_layout,
+        a(0, 0),
+        a(1, 0),
+        a(2, 2),
+        match="not waiting",
+    )
 
 
 def test_dispatch_rejects_free_row(small_layout, assert_same_world):
     w = make_world(small_layout, n_queued=2)
-    rejected(assert_same_world, w, ledger.dispatch, small_layout, a(0), a(5), a(0),
-             match="not waiting")
+    rejected(
+        assert_same_world, w, ledger.dispatch, small_layout, a(0), a(5), a(0), match="not waiting"
+    )
 
 
 def test_dispatch_onto_node_declared_down(small_layout, assert_same_world):
     w = make_world(small_layout)
     w.view_up[0, 2] = False
-    rejected(assert_same_world, w, ledger.dispatch, small_layout, a(0, 0), a(0, 1), a(1, 2),
-             match="declared down")
+    rejected(
+        assert_same_world,
+        w,
+        ledger.dispatch,
+        small_layout,
+        a(0, 0),
+        a(0, 1),
+        a(1, 2),
+        match="declared down",
+    )
 
 
 def test_dispatch_rejects_a_task_listed_twice(small_layout, assert_same_world):
     # the same task twice would take two slots for one task
     w = make_world(small_layout)
-    rejected(assert_same_world, w, ledger.dispatch, small_layout, a(0, 0), a(1, 1), a(0, 0),
-             match="more than once")
-    rejected(assert_same_world, w, ledger.dispatch, small_layout, a(0, 0), a(1, 1), a(0, 2),
-             match="more than once")
+    rejected(
+        assert_same_world,
+        w,
+        ledger.dispatch,
+        small_layout,
+        a(0, 0),
+        a(1, 1),
+        a(0, 0),
+        match="more than once",
+    )
+    rejected(
+        assert_same_world,
+        w,
+        ledger.dispatch,
+        small_layout,
+        a(0, 0),
+        a(1, 1),
+        a(0, 2),
+        match="more than once",
+    )
 
 
 def test_dispatch_of_orphan(small_layout):
@@ -114,8 +172,13 @@ def test_dispatch_of_orphan(small_layout):
 def test_operations_are_per_environment(small_layout):
     w = make_world(small_layout, batch=2)
     # 4 tasks to the UAV in each env: fits in both (4 slots each)
-    ledger.dispatch(w, small_layout, a(0, 0, 0, 0, 1, 1, 1, 1), a(0, 1, 2, 3, 0, 1, 2, 3),
-                    a(UAV, UAV, UAV, UAV, UAV, UAV, UAV, UAV))
+    ledger.dispatch(
+        w,
+        small_layout,
+        a(0, 0, 0, 0, 1, 1, 1, 1),
+        a(0, 1, 2, 3, 0, 1, 2, 3),
+        a(UAV, UAV, UAV, UAV, UAV, UAV, UAV, UAV),
+    )
     assert w.slots_used[:, UAV].tolist() == [4, 4]
     ledger.release(w, a(1), a(2))
     assert w.slots_used[:, UAV].tolist() == [4, 3]
@@ -169,30 +232,65 @@ def test_complete_frees_slot_row_and_vehicle_count(small_layout, assert_same_wor
 def test_reserve_on_own_host(small_layout, assert_same_world):
     w = make_world(small_layout)
     ledger.dispatch(w, small_layout, a(0, 0), a(0, 1), a(0, 1))
-    rejected(assert_same_world, w, ledger.reserve, small_layout, a(0), a(0), a(0),
-             match="target is the task's host")
+    rejected(
+        assert_same_world,
+        w,
+        ledger.reserve,
+        small_layout,
+        a(0),
+        a(0),
+        a(0),
+        match="target is the task's host",
+    )
     # mixed with a valid reservation: nothing is reserved
-    rejected(assert_same_world, w, ledger.reserve, small_layout, a(0, 0), a(0, 1), a(2, 1),
-             match="target is the task's host")
+    rejected(
+        assert_same_world,
+        w,
+        ledger.reserve,
+        small_layout,
+        a(0, 0),
+        a(0, 1),
+        a(2, 1),
+        match="target is the task's host",
+    )
 
 
 def test_reserve_rejections(small_layout, assert_same_world):
     w = make_world(small_layout)
-    ledger.dispatch(w, small_layout, a(0, 0, 0, 0, 0, 0), a(0, 1, 2, 3, 4, 5),
-                    a(0, 0, 0, UAV, UAV, UAV))
+    ledger.dispatch(
+        w, small_layout, a(0, 0, 0, 0, 0, 0), a(0, 1, 2, 3, 4, 5), a(0, 0, 0, UAV, UAV, UAV)
+    )
     # not running
-    rejected(assert_same_world, w, ledger.reserve, small_layout, a(0), a(7), a(1),
-             match="not running")
+    rejected(
+        assert_same_world, w, ledger.reserve, small_layout, a(0), a(7), a(1), match="not running"
+    )
     # the UAV has one free slot: two reservations onto it do not fit
-    rejected(assert_same_world, w, ledger.reserve, small_layout, a(0, 0), a(0, 1), a(UAV, UAV),
-             match="no free slot")
+    rejected(
+        assert_same_world,
+        w,
+        ledger.reserve,
+        small_layout,
+        a(0, 0),
+        a(0, 1),
+        a(UAV, UAV),
+        match="no free slot",
+    )
     ledger.reserve(w, small_layout, a(0), a(0), a(UAV))
     # already migrating
-    rejected(assert_same_world, w, ledger.reserve, small_layout, a(0), a(0), a(2),
-             match="already migrating")
+    rejected(
+        assert_same_world,
+        w,
+        ledger.reserve,
+        small_layout,
+        a(0),
+        a(0),
+        a(2),
+        match="already migrating",
+    )
     # target full now (3 used + 1 reserved)
-    rejected(assert_same_world, w, ledger.reserve, small_layout, a(0), a(1), a(UAV),
-             match="no free slot")
+    rejected(
+        assert_same_world, w, ledger.reserve, small_layout, a(0), a(1), a(UAV), match="no free slot"
+    )
     ledger.check(w, small_layout)
 
 

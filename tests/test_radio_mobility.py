@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from roadedge.envs.sim import mobility, radio
 from roadedge.envs.sim.config import RadioConfig, load_scenario
 from roadedge.envs.sim.layout import Layout, build_layout
@@ -26,8 +27,10 @@ def test_path_loss_hand_values():
 
 
 def test_dbm_to_mw_hand_values():
-    np.testing.assert_allclose(radio.dbm_to_mw(np.array([30.0, 0.0, -100.0, 3.0])),
-                               [1000.0, 1.0, 1e-10, 1.9952623149688795])  # 10^0.3 = 1.99526
+    np.testing.assert_allclose(
+        radio.dbm_to_mw(np.array([30.0, 0.0, -100.0, 3.0])),
+        [1000.0, 1.0, 1e-10, 1.9952623149688795],
+    )  # 10^0.3 = 1.99526
 
 
 def test_shannon_rate_hand_values():
@@ -63,8 +66,9 @@ def links(layout, xs, ys, active=None, up=None, radio_cfg=None):
     ys = np.asarray([ys], dtype=float)
     active = np.ones_like(xs, bool) if active is None else np.asarray([active], bool)
     up = np.ones((1, layout.n_nodes), bool) if up is None else np.asarray([up], bool)
-    return radio.access_links(xs, ys, active, up, layout,
-                              radio_cfg or RadioConfig(interference_factor=0.0))
+    return radio.access_links(
+        xs, ys, active, up, layout, radio_cfg or RadioConfig(interference_factor=0.0)
+    )
 
 
 def test_access_link_rate_hand_value_without_interference():
@@ -232,8 +236,9 @@ def test_vehicles_stay_on_roads_and_attach_to_covering_up_nodes():
         e, v = np.nonzero(act & (w.veh_access >= 0))
         node = w.veh_access[e, v]
         assert np.all(w.node_up[e, node])
-        ground = np.hypot(w.veh_x[e, v] - lay.pos_xyz[node, 0],
-                          w.veh_y[e, v] - lay.pos_xyz[node, 1])
+        ground = np.hypot(
+            w.veh_x[e, v] - lay.pos_xyz[node, 0], w.veh_y[e, v] - lay.pos_xyz[node, 1]
+        )
         assert np.all(ground <= lay.coverage_m[node] + 1e-9)
         assert np.all(w.veh_rate_mbps[e, v] > 0)
         assert np.all(w.veh_access[~act] == -1)

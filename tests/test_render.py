@@ -64,15 +64,19 @@ def test_node_failure_changes_the_picture():
     side, pad = 580, 0.04 * size
     col = int(10 + (x + pad) / (size + 2 * pad) * side)
     row = int(600 - 10 - (y + pad) / (size + 2 * pad) * side)
-    assert changed[row - 6:row + 7, col - 6:col + 7].sum() > 20
+    assert changed[row - 6 : row + 7, col - 6 : col + 7].sum() > 20
     sim.world.node_up[0, 0] = True  # repaired: the cached picture comes back
     assert np.array_equal(env.render(), before)
     env.close()
 
 
 def test_natural_failures_render():
-    env = gym.make("RoadEdge-failures-v0", render_mode="rgb_array",
-                   faults__rsu_mttf_s=100.0, faults__uav_mttf_s=100.0)
+    env = gym.make(
+        "RoadEdge-failures-v0",
+        render_mode="rgb_array",
+        faults__rsu_mttf_s=100.0,
+        faults__uav_mttf_s=100.0,
+    )
     env.reset(seed=1)
     seen_down = False
     for a in actions(env, 40, seed=1):

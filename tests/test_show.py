@@ -9,9 +9,26 @@ from roadedge.agents.show import main
 
 def test_show_writes_a_readable_gif(tmp_path):
     out = tmp_path / "episode.gif"
-    assert main(["--env-id", "RoadEdge-small-v0", "--policy", "threshold+failover",
-                 "--steps", "12", "--every", "3", "--scale", "0.5", "--out", str(out),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "--env-id",
+                "RoadEdge-small-v0",
+                "--policy",
+                "threshold+failover",
+                "--steps",
+                "12",
+                "--every",
+                "3",
+                "--scale",
+                "0.5",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     with Image.open(out) as gif:
         assert gif.n_frames == 1 + 12 // 3  # the reset frame, then one in three ticks
         assert gif.size == (450, 300)  # 900 x 600 frames at half size

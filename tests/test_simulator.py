@@ -7,6 +7,7 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
+
 from roadedge.envs.sim import ledger, migration
 from roadedge.envs.sim.config import load_scenario
 from roadedge.envs.sim.ledger import LedgerError
@@ -48,8 +49,9 @@ def keys(*seeds):
 
 
 def make_sim(scenario="small", overrides=None, seeds=(0,), check=True):
-    sim = Simulator(load_scenario(scenario, overrides), batch_size=len(seeds),
-                    check_invariants=check)
+    sim = Simulator(
+        load_scenario(scenario, overrides), batch_size=len(seeds), check_invariants=check
+    )
     sim.reset(keys(*seeds))
     return sim
 
@@ -110,9 +112,20 @@ def test_failures_preset_long_random_run_keeps_invariants():
     sim = Simulator(cfg, batch_size=1, check_invariants=True)
     rng = np.random.default_rng(1234)
     detection = cfg.faults.heartbeat_misses * cfg.faults.heartbeat_interval_s
-    totals = dict.fromkeys(("failures_detected", "failovers", "migrations_started",
-                            "migrations_completed", "migrations_failed", "migrations_cancelled",
-                            "tasks_completed", "tasks_missed", "tasks_dropped"), 0.0)
+    totals = dict.fromkeys(
+        (
+            "failures_detected",
+            "failovers",
+            "migrations_started",
+            "migrations_completed",
+            "migrations_failed",
+            "migrations_cancelled",
+            "tasks_completed",
+            "tasks_missed",
+            "tasks_dropped",
+        ),
+        0.0,
+    )
     for episode in range(3):
         sim.reset(keys(100 + episode))
         for tick in range(cfg.horizon):
@@ -143,8 +156,7 @@ def test_failures_preset_long_random_run_keeps_invariants():
 
 
 def test_tasks_beyond_row_capacity_are_dropped_and_counted():
-    sim = make_sim("small", {"tasks.max_tasks": 6, "tasks.rate_per_vehicle_hz": 0.3},
-                   seeds=(4,))
+    sim = make_sim("small", {"tasks.max_tasks": 6, "tasks.rate_per_vehicle_hz": 0.3}, seeds=(4,))
     dropped = 0
     for tick in range(40):
         r = sim.step(noop(sim))
@@ -190,10 +202,15 @@ def test_reward_is_the_weighted_sum_of_terms():
         t = {k: v[0] for k, v in r.terms.items()}
         # completion is a gain, every other term a weighted penalty
         wt = sim.cfg.reward
-        expected = (wt.completion * t["completion"] - wt.latency * t["latency"]
-                    - wt.deadline_miss * t["deadline_miss"] - wt.drop * t["drop"]
-                    - wt.migration_cost * t["migration_cost"] - wt.downtime * t["downtime"]
-                    - wt.uav_energy * t["uav_energy"])
+        expected = (
+            wt.completion * t["completion"]
+            - wt.latency * t["latency"]
+            - wt.deadline_miss * t["deadline_miss"]
+            - wt.drop * t["drop"]
+            - wt.migration_cost * t["migration_cost"]
+            - wt.downtime * t["downtime"]
+            - wt.uav_energy * t["uav_energy"]
+        )
         assert r.reward[0] == pytest.approx(expected, abs=1e-9)
         for k in seen:
             assert t[k] >= 0.0
@@ -374,8 +391,11 @@ def _start_migration(overrides, seed=1):
     assert found, "no migration opportunity found"
     n, m = found
     w = sim.world
-    eligible = np.flatnonzero((w.task_host[0] == n) & (w.task_state[0] == RUNNING)
-                              & sim.layout.capability[m, w.task_service[0]])
+    eligible = np.flatnonzero(
+        (w.task_host[0] == n)
+        & (w.task_state[0] == RUNNING)
+        & sim.layout.capability[m, w.task_service[0]]
+    )
     before = w.copy()
     actions = noop(sim)
     actions[0, n] = m + 1
@@ -536,8 +556,9 @@ def test_cooldown_blocks_the_source():
     # once the cooldown is over the mask is what it would be without one
     probe = w.copy()
     probe.cooldown_until_s[0, n] = -np.inf
-    np.testing.assert_array_equal(sim.action_mask()[0, n],
-                                  migration.action_mask(probe, sim.layout, sim.cfg)[0, n])
+    np.testing.assert_array_equal(
+        sim.action_mask()[0, n], migration.action_mask(probe, sim.layout, sim.cfg)[0, n]
+    )
 
 
 def test_migration_trigger_is_recorded():
@@ -585,8 +606,11 @@ def test_failover_moves_orphans_to_a_live_node():
     n, m = found
     w = sim.world
     assert not w.view_up[0, n] and w.view_up[0, m] and w.node_up[0, m]
-    orphans = np.flatnonzero((w.task_state[0] == ORPHANED) & (w.task_origin[0] == n)
-                             & sim.layout.capability[m, w.task_service[0]])
+    orphans = np.flatnonzero(
+        (w.task_state[0] == ORPHANED)
+        & (w.task_origin[0] == n)
+        & sim.layout.capability[m, w.task_service[0]]
+    )
     free = ledger.free_slots(w, sim.layout)[0, m]
     expected = min(3, orphans.size, free)
     prio_before = w.task_priority[0, orphans].copy()
@@ -623,8 +647,11 @@ def test_failover_onto_a_dead_node_counts_an_attempt_then_drops():
     n, m = found
     w = sim.world
     assert w.view_up[0, m] and not w.node_up[0, m]
-    orphans = np.flatnonzero((w.task_state[0] == ORPHANED) & (w.task_origin[0] == n)
-                             & sim.layout.capability[m, w.task_service[0]])
+    orphans = np.flatnonzero(
+        (w.task_state[0] == ORPHANED)
+        & (w.task_origin[0] == n)
+        & sim.layout.capability[m, w.task_service[0]]
+    )
     free = ledger.free_slots(w, sim.layout)[0, m]
     expected = min(3, orphans.size, free)
     dropped_before = sim.metrics()["tasks_dropped"][0]

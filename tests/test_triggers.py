@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from roadedge.envs.sim.config import MigrationConfig
 from roadedge.envs.sim.triggers import (
     Trigger,
@@ -93,8 +94,12 @@ def test_analyse_rsu_overload_and_uav_overload():
     # mean RSU load = (0.9 + 0.1 + 0.1) / 3 = 0.367 <= 0.7: static thresholds 0.8 / 0.7
     code, urgency, thr = _analyse([0.9, 0.1, 0.1, 0.94])
     np.testing.assert_allclose(thr[0], [0.8, 0.8, 0.8, 0.7])
-    assert code[0].tolist() == [Trigger.RSU_OVERLOAD, Trigger.NONE, Trigger.NONE,
-                                Trigger.UAV_OVERLOAD]
+    assert code[0].tolist() == [
+        Trigger.RSU_OVERLOAD,
+        Trigger.NONE,
+        Trigger.NONE,
+        Trigger.UAV_OVERLOAD,
+    ]
     # (0.9-0.8)/0.2 = 0.5 ; 0 ; 0 ; (0.94-0.7)/0.3 = 0.8
     np.testing.assert_allclose(urgency[0], [0.5, 0.0, 0.0, 0.8], atol=1e-12)
 
@@ -104,8 +109,9 @@ def test_analyse_dynamic_threshold_when_rsus_busy():
     code, urgency, thr = _analyse([0.9, 0.8, 0.8, 0.6])
     np.testing.assert_allclose(thr[0], [0.72, 0.72, 0.72, 0.63])
     # (0.9-0.72)/0.28 = 0.642857 ; (0.8-0.72)/0.28 = 0.285714 ; UAV 0.6 < 0.63 -> 0
-    np.testing.assert_allclose(urgency[0], [0.642857142857, 0.285714285714, 0.285714285714, 0.0],
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        urgency[0], [0.642857142857, 0.285714285714, 0.285714285714, 0.0], atol=1e-9
+    )
     assert code[0].tolist() == [Trigger.RSU_OVERLOAD] * 3 + [Trigger.NONE]
 
 
@@ -120,8 +126,12 @@ def test_analyse_picks_highest_urgency():
         away=[0.6, 0.0, 0.4, 0.0],
         hops=[0.0, 3.0, 0.0, 0.0],
     )
-    assert code[0].tolist() == [Trigger.MOBILITY, Trigger.CONGESTION, Trigger.NONE,
-                                Trigger.UAV_BATTERY]
+    assert code[0].tolist() == [
+        Trigger.MOBILITY,
+        Trigger.CONGESTION,
+        Trigger.NONE,
+        Trigger.UAV_BATTERY,
+    ]
     np.testing.assert_allclose(urgency[0], [0.6, 0.5, 0.0, 0.75], atol=1e-12)
 
 
@@ -142,8 +152,7 @@ def test_analyse_rsu_ignores_battery_and_uav_terms():
 def test_analyse_failover_for_nodes_believed_down():
     # node 1 is believed down: FAILOVER with urgency 1 whatever its (stale) load
     code, urgency, _ = _analyse([0.9, 0.0, 0.1, 0.1], view_up=[True, False, True, True])
-    assert code[0].tolist() == [Trigger.RSU_OVERLOAD, Trigger.FAILOVER, Trigger.NONE,
-                                Trigger.NONE]
+    assert code[0].tolist() == [Trigger.RSU_OVERLOAD, Trigger.FAILOVER, Trigger.NONE, Trigger.NONE]
     np.testing.assert_allclose(urgency[0], [0.5, 1.0, 0.0, 0.0], atol=1e-12)
 
 
@@ -151,8 +160,9 @@ def test_analyse_is_per_environment():
     # two environments: the busy one lowers its thresholds, the other does not
     load = np.array([[0.75, 0.75, 0.75, 0.0], [0.75, 0.1, 0.1, 0.0]])
     ones = np.ones((2, 4))
-    code, urgency, thr = analyse(load, ones, IS_UAV, np.ones((2, 4), bool), 0 * ones, 0 * ones,
-                                 MigrationConfig())
+    code, urgency, thr = analyse(
+        load, ones, IS_UAV, np.ones((2, 4), bool), 0 * ones, 0 * ones, MigrationConfig()
+    )
     # env 0: mean 0.75 > 0.7 -> thr 0.72, urgency (0.75-0.72)/0.28 = 0.107143
     # env 1: mean 0.317 -> thr 0.8, 0.75 is below: no trigger
     np.testing.assert_allclose(thr[:, 0], [0.72, 0.8])

@@ -26,7 +26,9 @@ from .world import RUNNING, World
 def per_hop_ms(cfg: ScenarioConfig) -> float:
     """Backhaul latency of one hop for a request: propagation/switching plus
     store-and-forward of ``request_mb`` at the backhaul rate [ms]."""
-    return cfg.radio.hop_latency_ms + 1000.0 * 8.0 * cfg.radio.request_mb / cfg.migration.backhaul_mbps
+    return (
+        cfg.radio.hop_latency_ms + 1000.0 * 8.0 * cfg.radio.request_mb / cfg.migration.backhaul_mbps
+    )
 
 
 def host_share_hz(world: World, layout: Layout) -> np.ndarray:
@@ -34,8 +36,9 @@ def host_share_hz(world: World, layout: Layout) -> np.ndarray:
     return layout.cpu_hz / np.maximum(world.slots_used, 1)
 
 
-def task_latency_ms(world: World, layout: Layout, cfg: ScenarioConfig,
-                    running: np.ndarray, share: np.ndarray) -> np.ndarray:
+def task_latency_ms(
+    world: World, layout: Layout, cfg: ScenarioConfig, running: np.ndarray, share: np.ndarray
+) -> np.ndarray:
     """Latency [ms] of every task row this tick (0 where ``running`` is False)."""
     r = cfg.radio
     host = np.maximum(world.task_host, 0)

@@ -111,7 +111,6 @@ class MapConfig(_Section):
 
     SECTION: ClassVar[str] = "map"
 
-
     grid_blocks: int = _f(4, 1, 64, "blocks per side; roads run on the block edges")
     block_m: float = _f(250.0, 20.0, 5000.0, "block side length [m]")
 
@@ -122,7 +121,6 @@ class RSUConfig(_Section):
     each moved onto the nearest horizontal road."""
 
     SECTION: ClassVar[str] = "rsu"
-
 
     count: int = _f(9, 0, 1024)
     cpu_ghz: float = _f(20.0, 0.1, 1000.0, "CPU capacity [GHz = 1e9 cycles/s]")
@@ -138,7 +136,6 @@ class UAVConfig(_Section):
     """Battery-powered UAVs hovering on a regular k x k grid over the map."""
 
     SECTION: ClassVar[str] = "uav"
-
 
     count: int = _f(4, 0, 1024)
     cpu_ghz: float = _f(8.0, 0.1, 1000.0, "CPU capacity [GHz]")
@@ -157,7 +154,6 @@ class UAVConfig(_Section):
 
 @dataclass(frozen=True)
 class VehicleConfig(_Section):
-
     SECTION: ClassVar[str] = "vehicles"
 
     max_vehicles: int = _f(100, 1, 1_000_000, "row capacity (padded, masked)")
@@ -170,7 +166,6 @@ class VehicleConfig(_Section):
 
 @dataclass(frozen=True)
 class TaskConfig(_Section):
-
     SECTION: ClassVar[str] = "tasks"
 
     rate_per_vehicle_hz: float = _f(0.05, 0.0, 100.0, "Poisson task arrivals per vehicle [1/s]")
@@ -189,7 +184,6 @@ class TaskConfig(_Section):
 
 @dataclass(frozen=True)
 class RadioConfig(_Section):
-
     SECTION: ClassVar[str] = "radio"
 
     bandwidth_mhz: float = _f(20.0, 0.01, 1e4, "access-link bandwidth [MHz]")
@@ -206,7 +200,6 @@ class RadioConfig(_Section):
 
 @dataclass(frozen=True)
 class MigrationConfig(_Section):
-
     SECTION: ClassVar[str] = "migration"
 
     rsu_overload_threshold: float = _f(0.8, 0.0, 1.0, "seed 000")
@@ -214,7 +207,9 @@ class MigrationConfig(_Section):
     battery_threshold: float = _f(0.2, 0.0, 1.0, "seed 000: low-battery trigger (fraction)")
     dynamic_threshold_load: float = _f(0.7, 0.0, 1.0, "mean RSU load above which ...")
     dynamic_threshold_factor: float = _f(0.9, 0.0, 1.0, "... thresholds are scaled by this")
-    mobility_trigger_fraction: float = _f(0.5, 0.0, 1.0, "share of hosted tasks whose vehicle is attached elsewhere")
+    mobility_trigger_fraction: float = _f(
+        0.5, 0.0, 1.0, "share of hosted tasks whose vehicle is attached elsewhere"
+    )
     congestion_hops: float = _f(2.0, 0.0, 1e3, "mean access->host hops above which: congested")
     cooldown_s: float = _f(10.0, 0.0, 1e6, "seed 000: per-node cooldown after a migration [s]")
     backhaul_mbps: float = _f(100.0, 0.001, 1e6, "seed 000: migration bandwidth [Mbps]")
@@ -240,7 +235,6 @@ class MigrationConfig(_Section):
 
 @dataclass(frozen=True)
 class FaultConfig(_Section):
-
     SECTION: ClassVar[str] = "faults"
 
     rsu_mttf_s: float = _f(20000.0, 1.0, 1e12, "mean time to failure of an RSU [s]")
@@ -265,7 +259,6 @@ class RewardConfig(_Section):
     """Weights of the named reward terms (reward = completion - sum(w * term))."""
 
     SECTION: ClassVar[str] = "reward"
-
 
     completion: float = _f(1.0, 0.0, 1e6, "per completed task (x priority/5)")
     latency: float = _f(0.5, 0.0, 1e6, "per second of summed task latency")

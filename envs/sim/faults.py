@@ -34,8 +34,9 @@ def battery_capacity_j(layout: Layout, cfg: ScenarioConfig) -> np.ndarray:
     return np.where(layout.is_uav, cfg.uav.battery_wh * 3600.0, np.inf)
 
 
-def fail_and_repair(world: World, layout: Layout, cfg: ScenarioConfig,
-                    node_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fail_and_repair(
+    world: World, layout: Layout, cfg: ScenarioConfig, node_index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Random failures, battery returns and repairs. Returns (failed, repaired) masks (B, N)."""
     fc = cfg.faults
     now = world.time_s[:, None]
@@ -53,8 +54,9 @@ def fail_and_repair(world: World, layout: Layout, cfg: ScenarioConfig,
     outage = np.where(battery, cfg.uav.recharge_s, -fc.mttr_s * np.log1p(-u_repair))
     outage = np.maximum(outage, min_outage_s(cfg))
     world.node_up &= ~failed
-    world.down_cause[:] = np.where(fault, CAUSE_FAULT, np.where(battery, CAUSE_BATTERY,
-                                                                 world.down_cause))
+    world.down_cause[:] = np.where(
+        fault, CAUSE_FAULT, np.where(battery, CAUSE_BATTERY, world.down_cause)
+    )
     world.down_since_s[:] = np.where(failed, now, world.down_since_s)
     world.repair_at_s[:] = np.where(failed, now + outage, world.repair_at_s)
 

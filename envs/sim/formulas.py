@@ -14,8 +14,12 @@ from .config import MigrationConfig
 ArrayLike = np.ndarray | float
 
 
-def target_score(load: ArrayLike, distance_m: ArrayLike, capacity_weight: ArrayLike,
-                 distance_scale_m: float = 1000.0) -> np.ndarray:
+def target_score(
+    load: ArrayLike,
+    distance_m: ArrayLike,
+    capacity_weight: ArrayLike,
+    distance_scale_m: float = 1000.0,
+) -> np.ndarray:
     """``w_cap * (1 - load) + w_dist / (1 + d / 1000)``, with ``w_dist = 1 - w_cap``.
 
     Seed 000 uses ``w_cap = 0.7`` for RSU->RSU and ``0.8`` for UAV->RSU moves.
@@ -38,8 +42,9 @@ def transfer_time_s(state_mb: ArrayLike, bandwidth_mbps: float) -> np.ndarray:
     return np.asarray(state_mb, dtype=np.float64) * 8.0 / bandwidth_mbps
 
 
-def migration_delay_s(total_state_mb: ArrayLike, hops: ArrayLike, cfg: MigrationConfig,
-                      hop_latency_ms: float) -> np.ndarray:
+def migration_delay_s(
+    total_state_mb: ArrayLike, hops: ArrayLike, cfg: MigrationConfig, hop_latency_ms: float
+) -> np.ndarray:
     """``parallel_factor * transfer(sum of state) + hops * hop_latency``.
 
     Seed 000 scales a per-task base delay by ``num_tasks * 0.5`` (parallel
@@ -56,12 +61,16 @@ def phase_durations_s(delay_s: ArrayLike, cfg: MigrationConfig):
     Only the switch phase interrupts service: it is the migration downtime.
     """
     delay_s = np.asarray(delay_s, dtype=np.float64)
-    return (cfg.prepare_fraction * delay_s, cfg.sync_fraction * delay_s,
-            cfg.switch_fraction * delay_s)
+    return (
+        cfg.prepare_fraction * delay_s,
+        cfg.sync_fraction * delay_s,
+        cfg.switch_fraction * delay_s,
+    )
 
 
-def migration_cost(total_state_mb: ArrayLike, delay_s: ArrayLike,
-                   cfg: MigrationConfig) -> np.ndarray:
+def migration_cost(
+    total_state_mb: ArrayLike, delay_s: ArrayLike, cfg: MigrationConfig
+) -> np.ndarray:
     """``alpha_comp * computation + alpha_tx * transmission + alpha_lat * latency``.
 
     computation = state moved / ``state_mb_ref`` (serialise + restore work),
@@ -72,14 +81,17 @@ def migration_cost(total_state_mb: ArrayLike, delay_s: ArrayLike,
     return cfg.alpha_comp * comp + cfg.alpha_tx * tx + cfg.alpha_lat * np.asarray(delay_s)
 
 
-def success_probability(distance_m: ArrayLike, target_load: ArrayLike, urgency: ArrayLike,
-                        cfg: MigrationConfig) -> np.ndarray:
+def success_probability(
+    distance_m: ArrayLike, target_load: ArrayLike, urgency: ArrayLike, cfg: MigrationConfig
+) -> np.ndarray:
     """``0.9 - min(d / 10000, 0.3) - 0.1 * target_load + 0.05 * urgency``, clipped to [0, 1]."""
     d = np.asarray(distance_m, dtype=np.float64)
-    p = (cfg.success_base
-         - np.minimum(d / cfg.success_distance_m, cfg.success_distance_cap)
-         - cfg.success_load_weight * np.asarray(target_load, dtype=np.float64)
-         + cfg.success_urgency_weight * np.asarray(urgency, dtype=np.float64))
+    p = (
+        cfg.success_base
+        - np.minimum(d / cfg.success_distance_m, cfg.success_distance_cap)
+        - cfg.success_load_weight * np.asarray(target_load, dtype=np.float64)
+        + cfg.success_urgency_weight * np.asarray(urgency, dtype=np.float64)
+    )
     return np.clip(p, 0.0, 1.0)
 
 

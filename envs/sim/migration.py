@@ -35,7 +35,6 @@ from .scheduler import rank_within
 from .triggers import Trigger, analyse
 from .world import ORPHANED, RUNNING, World
 
-
 AFFINITY_PRIORITY = 2.0  # above any seed 000 priority (<= 1), below a priority level gap (3)
 
 
@@ -62,8 +61,9 @@ def mobility_features(world: World, layout: Layout) -> tuple[np.ndarray, np.ndar
 def node_triggers(world: World, layout: Layout, cfg: ScenarioConfig):
     """Seed 000 trigger code, urgency and threshold of each node from the controller's view."""
     away, hops = mobility_features(world, layout)
-    return analyse(world.view_load, world.view_battery, layout.is_uav, world.view_up,
-                   away, hops, cfg.migration)
+    return analyse(
+        world.view_load, world.view_battery, layout.is_uav, world.view_up, away, hops, cfg.migration
+    )
 
 
 def candidate_source(world: World) -> tuple[np.ndarray, np.ndarray]:
@@ -87,8 +87,12 @@ def action_mask(world: World, layout: Layout, cfg: ScenarioConfig) -> np.ndarray
     src = source[env, task]
     svc = world.task_service[env, task]
     counts = np.bincount((env * N + src) * S + svc, minlength=B * N * S).reshape(B, N, S)
-    serves = np.einsum("bns,ms->bnm", (counts > 0).astype(np.float64),
-                       layout.capability.astype(np.float64)) > 0
+    serves = (
+        np.einsum(
+            "bns,ms->bnm", (counts > 0).astype(np.float64), layout.capability.astype(np.float64)
+        )
+        > 0
+    )
     target_ok = world.view_up & (ledger.free_slots(world, layout) > 0)
     source_ok = np.where(
         world.view_up,
@@ -102,8 +106,9 @@ def action_mask(world: World, layout: Layout, cfg: ScenarioConfig) -> np.ndarray
     return mask
 
 
-def apply_decisions(world: World, layout: Layout, cfg: ScenarioConfig, actions: np.ndarray,
-                    node_index: np.ndarray) -> dict[str, np.ndarray]:
+def apply_decisions(
+    world: World, layout: Layout, cfg: ScenarioConfig, actions: np.ndarray, node_index: np.ndarray
+) -> dict[str, np.ndarray]:
     """Start the migrations and failovers that ``actions`` (B, N) ask for.
 
     Returns a dict of arrays: ``invalid`` (B,) choices that were no-ops;
@@ -149,8 +154,11 @@ def apply_decisions(world: World, layout: Layout, cfg: ScenarioConfig, actions: 
     is_fo = orphan[env, task]
 
     out: dict[str, np.ndarray] = {"invalid": invalid}
-    out.update(_start_migrations(world, layout, cfg, env[~is_fo], task[~is_fo], src[~is_fo],
-                                 tgt[~is_fo], code, urgency))
+    out.update(
+        _start_migrations(
+            world, layout, cfg, env[~is_fo], task[~is_fo], src[~is_fo], tgt[~is_fo], code, urgency
+        )
+    )
     out.update(_failover(world, layout, cfg, env[is_fo], task[is_fo], src[is_fo], tgt[is_fo]))
     return out
 
@@ -160,8 +168,9 @@ def _start_migrations(world, layout, cfg, env, task, src, tgt, code, urgency):
     mc = cfg.migration
     idx = env * N + src
     n_tasks = np.bincount(idx, minlength=B * N).reshape(B, N)
-    state_mb = np.bincount(idx, weights=world.task_state_mb[env, task],
-                           minlength=B * N).reshape(B, N)
+    state_mb = np.bincount(idx, weights=world.task_state_mb[env, task], minlength=B * N).reshape(
+        B, N
+    )
     started = n_tasks > 0
     target = np.full((B, N), -1, dtype=np.int64)
     target[env, src] = tgt
@@ -196,9 +205,13 @@ def _failover(world, layout, cfg, env, task, src, tgt):
     fc = cfg.faults
     if env.size == 0:
         zeros = np.zeros(B)
-        return {"failovers": zeros, "failover_failed": zeros,
-                "exhausted": np.zeros((B, T), dtype=bool), "recovery_s": zeros,
-                "restart_downtime_s": zeros}
+        return {
+            "failovers": zeros,
+            "failover_failed": zeros,
+            "exhausted": np.zeros((B, T), dtype=bool),
+            "recovery_s": zeros,
+            "restart_downtime_s": zeros,
+        }
     now = world.time_s[env]
     alive = world.node_up[env, tgt]
     # Failed attempts: the controller's view of the target was stale.
@@ -215,11 +228,13 @@ def _failover(world, layout, cfg, env, task, src, tgt):
     restore = fc.replication & (backup >= 0)
     restore &= world.node_up[env, np.maximum(backup, 0)]
     hop_s = cfg.radio.hop_latency_ms / 1000.0
-    replica_delay = (formulas.transfer_time_s(world.task_state_mb[env, task],
-                                              cfg.migration.backhaul_mbps)
-                     + layout.hops[np.maximum(backup, 0), tgt] * hop_s)
-    scratch_delay = formulas.transfer_time_s(world.task_input_mb[env, task],
-                                             cfg.migration.backhaul_mbps)
+    replica_delay = (
+        formulas.transfer_time_s(world.task_state_mb[env, task], cfg.migration.backhaul_mbps)
+        + layout.hops[np.maximum(backup, 0), tgt] * hop_s
+    )
+    scratch_delay = formulas.transfer_time_s(
+        world.task_input_mb[env, task], cfg.migration.backhaul_mbps
+    )
     delay = np.where(restore, np.where(backup == tgt, 0.0, replica_delay), scratch_delay)
     ledger.dispatch(world, layout, env, task, tgt)
     world.task_done[env, task] = np.where(restore, world.task_replica[env, task], 0.0)
@@ -247,7 +262,8 @@ def cancel_broken(world: World, cooldown_s: float) -> np.ndarray:
     if broken.any():
         _end(world, broken)
         world.cooldown_until_s[:] = np.where(
-            broken, world.time_s[:, None] + cooldown_s, world.cooldown_until_s)
+            broken, world.time_s[:, None] + cooldown_s, world.cooldown_until_s
+        )
     return broken
 
 
@@ -280,8 +296,9 @@ def finish(world: World, cfg: ScenarioConfig, due: np.ndarray, success: np.ndarr
     moved = np.zeros_like(world.slots_used)
     np.add.at(moved, (np.nonzero(moving)[0], host[moving]), 1)
     _end(world, due)
-    world.cooldown_until_s[:] = np.where(due, world.mig_end_s + cfg.migration.cooldown_s,
-                                         world.cooldown_until_s)
+    world.cooldown_until_s[:] = np.where(
+        due, world.mig_end_s + cfg.migration.cooldown_s, world.cooldown_until_s
+    )
     return moved
 
 

@@ -83,11 +83,19 @@ def spawn_vehicles(
     # Placement at reset and entries in a step draw from different streams, so
     # the reset (tick 0) and the first step (also tick 0) never share a counter.
     if initial:
-        streams = (Stream.VEHICLE_INIT_ROAD, Stream.VEHICLE_INIT_POS, Stream.VEHICLE_INIT_DIR,
-                   Stream.VEHICLE_INIT_SPEED)
+        streams = (
+            Stream.VEHICLE_INIT_ROAD,
+            Stream.VEHICLE_INIT_POS,
+            Stream.VEHICLE_INIT_DIR,
+            Stream.VEHICLE_INIT_SPEED,
+        )
     else:
-        streams = (Stream.VEHICLE_ENTRY_ROAD, Stream.VEHICLE_ENTRY_POS, Stream.VEHICLE_ENTRY_DIR,
-                   Stream.VEHICLE_SPEED)
+        streams = (
+            Stream.VEHICLE_ENTRY_ROAD,
+            Stream.VEHICLE_ENTRY_POS,
+            Stream.VEHICLE_ENTRY_DIR,
+            Stream.VEHICLE_SPEED,
+        )
     u_road, u_pos, u_dir, u_speed = (uniform(key, tick, s, index) for s in streams)
     road = np.minimum((u_road * (G + 1)).astype(np.int64), G) * block
     if initial:

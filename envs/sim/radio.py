@@ -45,7 +45,9 @@ def access_links(
     dy = veh_y[..., None] - ny
     ground2 = dx * dx + dy * dy
     dist = np.sqrt(ground2 + nz * nz)
-    p_rx_dbm = layout.tx_power_dbm - path_loss_db(dist, radio.pathloss_ref_db, radio.pathloss_exponent)
+    p_rx_dbm = layout.tx_power_dbm - path_loss_db(
+        dist, radio.pathloss_ref_db, radio.pathloss_exponent
+    )
     up = node_up[:, None, :]
     in_range = up & (ground2 <= layout.coverage_m**2) & veh_active[..., None]
     p_mw = dbm_to_mw(p_rx_dbm) * up

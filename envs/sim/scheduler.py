@@ -29,8 +29,9 @@ AFFINITY_BONUS = 0.3
 MIN_UPLOAD_RATE_MBPS = 1.0
 
 
-def generate_tasks(world: World, cfg: ScenarioConfig, veh_index: np.ndarray,
-                   task_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def generate_tasks(
+    world: World, cfg: ScenarioConfig, veh_index: np.ndarray, task_index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Create this tick's tasks. Returns (generated, dropped_for_lack_of_rows) per env."""
     B, T = world.task_state.shape
     key, tick = world.key[:, None], world.tick[:, None]
@@ -60,19 +61,27 @@ def generate_tasks(world: World, cfg: ScenarioConfig, veh_index: np.ndarray,
 
     world.task_state[env, row] = QUEUED
     world.task_vehicle[env, row] = veh
-    world.task_service[env, row] = np.minimum((draw(Stream.TASK_SERVICE) * tc.n_services)
-                                              .astype(np.int64), tc.n_services - 1)
-    work = tc.work_gcycles_min + draw(Stream.TASK_WORK) * (tc.work_gcycles_max - tc.work_gcycles_min)
+    world.task_service[env, row] = np.minimum(
+        (draw(Stream.TASK_SERVICE) * tc.n_services).astype(np.int64), tc.n_services - 1
+    )
+    work = tc.work_gcycles_min + draw(Stream.TASK_WORK) * (
+        tc.work_gcycles_max - tc.work_gcycles_min
+    )
     world.task_work[env, row] = work * 1e9
     world.task_done[env, row] = 0.0
     world.task_replica[env, row] = 0.0
     world.task_input_mb[env, row] = tc.input_mb_min + draw(Stream.TASK_INPUT) * (
-        tc.input_mb_max - tc.input_mb_min)
+        tc.input_mb_max - tc.input_mb_min
+    )
     world.task_state_mb[env, row] = tc.state_mb_min + draw(Stream.TASK_STATE) * (
-        tc.state_mb_max - tc.state_mb_min)
+        tc.state_mb_max - tc.state_mb_min
+    )
     world.task_created_s[env, row] = now
-    world.task_deadline_s[env, row] = now + tc.deadline_s_min + draw(Stream.TASK_DEADLINE) * (
-        tc.deadline_s_max - tc.deadline_s_min)
+    world.task_deadline_s[env, row] = (
+        now
+        + tc.deadline_s_min
+        + draw(Stream.TASK_DEADLINE) * (tc.deadline_s_max - tc.deadline_s_min)
+    )
     world.task_ready_s[env, row] = now
     fc = cfg.faults
     levels = np.array([fc.priority_high, fc.priority_medium, fc.priority_low])

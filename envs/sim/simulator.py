@@ -32,8 +32,15 @@ from .rng import Stream, uniform
 from .stats import Counters, EventLog
 from .world import FREE, ORPHANED, RUNNING, World, allocate, reset_rows
 
-REWARD_TERMS = ("completion", "latency", "deadline_miss", "drop", "migration_cost",
-                "downtime", "uav_energy")
+REWARD_TERMS = (
+    "completion",
+    "latency",
+    "deadline_miss",
+    "drop",
+    "migration_cost",
+    "downtime",
+    "uav_energy",
+)
 
 
 @dataclass
@@ -58,8 +65,13 @@ class Simulator:
         check_invariants: run the ledger's invariant check after every tick.
     """
 
-    def __init__(self, cfg: ScenarioConfig, batch_size: int = 1, record_events: bool = True,
-                 check_invariants: bool = False):
+    def __init__(
+        self,
+        cfg: ScenarioConfig,
+        batch_size: int = 1,
+        record_events: bool = True,
+        check_invariants: bool = False,
+    ):
         self.cfg = cfg
         self.layout: Layout = build_layout(cfg)
         self.batch_size = batch_size
@@ -92,18 +104,22 @@ class Simulator:
         self.events.clear(rows)
         w.key[rows] = keys
         cap = faults.battery_capacity_j(lay, cfg)
-        u_batt = uniform(w.key[rows, None], w.tick[rows, None], Stream.UAV_BATTERY_INIT,
-                         self._node_index)
+        u_batt = uniform(
+            w.key[rows, None], w.tick[rows, None], Stream.UAV_BATTERY_INIT, self._node_index
+        )
         lo = cfg.uav.initial_battery_min_fraction
-        w.battery_j[rows] = np.where(lay.is_uav, (lo + (1 - lo) * u_batt) * np.where(
-            lay.is_uav, cap, 1.0), np.inf)
-        w.view_battery[rows] = np.where(lay.is_uav, w.battery_j[rows] / np.where(
-            lay.is_uav, cap, 1.0), 1.0)
+        w.battery_j[rows] = np.where(
+            lay.is_uav, (lo + (1 - lo) * u_batt) * np.where(lay.is_uav, cap, 1.0), np.inf
+        )
+        w.view_battery[rows] = np.where(
+            lay.is_uav, w.battery_j[rows] / np.where(lay.is_uav, cap, 1.0), 1.0
+        )
         counts = np.zeros(self.batch_size, dtype=np.int64)
         counts[rows] = cfg.vehicles.initial_vehicles
         mobility.spawn_vehicles(w, cfg, counts, self._veh_index, initial=True)
         w.veh_access[:], w.veh_rate_mbps[:] = radio.access_links(
-            w.veh_x, w.veh_y, w.veh_active, w.node_up, lay, cfg.radio)
+            w.veh_x, w.veh_y, w.veh_active, w.node_up, lay, cfg.radio
+        )
 
     # ------------------------------------------------------------------ step
 
@@ -120,8 +136,10 @@ class Simulator:
         actions = np.asarray(actions, dtype=np.int64).reshape(B, N)
         if actions.size and (actions.min() < 0 or actions.max() > N):
             # A negative index would silently pick another column of the action mask.
-            raise ValueError(f"actions must be in [0, {N}] (0: no decision, m + 1: target "
-                             f"node m), got values from {actions.min()} to {actions.max()}")
+            raise ValueError(
+                f"actions must be in [0, {N}] (0: no decision, m + 1: target "
+                f"node m), got values from {actions.min()} to {actions.max()}"
+            )
         now = w.time_s.copy()
         dropped_mask = np.zeros(w.task_state.shape, dtype=bool)
 
@@ -137,11 +155,23 @@ class Simulator:
             first = c.migrations_started - started.sum(1) == 0
             for ee, nn in zip(e.tolist(), n.tolist(), strict=True):  # few per tick
                 new = w.mig_cost[ee, nn]
-                c.migration_cost_ewma[ee] = new if first[ee] else float(
-                    formulas.ewma(c.migration_cost_ewma[ee], new, cfg.migration.ewma_alpha))
+                c.migration_cost_ewma[ee] = (
+                    new
+                    if first[ee]
+                    else float(
+                        formulas.ewma(c.migration_cost_ewma[ee], new, cfg.migration.ewma_alpha)
+                    )
+                )
                 first[ee] = False
-            self.events.add(e, "migration_planned", now[e], source=n, target=w.mig_target[e, n],
-                            trigger=w.mig_trigger[e, n], end_s=w.mig_end_s[e, n])
+            self.events.add(
+                e,
+                "migration_planned",
+                now[e],
+                source=n,
+                target=w.mig_target[e, n],
+                trigger=w.mig_trigger[e, n],
+                end_s=w.mig_end_s[e, n],
+            )
         c.failovers += dec["failovers"]
         c.failover_attempts_failed += dec["failover_failed"]
         c.recovery_sum_s += dec["recovery_s"]
@@ -166,8 +196,14 @@ class Simulator:
         c.failures_detected += declared.sum(1)
         if declared.any():
             e, n = np.nonzero(declared)
-            self.events.add(e, "failure_detected", now[e], node=n,
-                            down_since_s=w.down_since_s[e, n], cause=w.down_cause[e, n])
+            self.events.add(
+                e,
+                "failure_detected",
+                now[e],
+                node=n,
+                down_since_s=w.down_since_s[e, n],
+                cause=w.down_cause[e, n],
+            )
         dropped_mask |= faults.expired_orphans(w, cfg)
 
         self._mark("heartbeats")
@@ -176,7 +212,8 @@ class Simulator:
         mobility.spawn_vehicles(w, cfg, mobility.arrivals(w, cfg), self._veh_index, initial=False)
         self._mark("mobility")
         w.veh_access[:], w.veh_rate_mbps[:] = radio.access_links(
-            w.veh_x, w.veh_y, w.veh_active, w.node_up, lay, cfg.radio)
+            w.veh_x, w.veh_y, w.veh_active, w.node_up, lay, cfg.radio
+        )
 
         self._mark("radio")
         # 6. tasks
@@ -200,8 +237,15 @@ class Simulator:
         if due.any():
             e, n = np.nonzero(due)
             ok = success[e, n]
-            self.events.add(e, "migration_ended", now[e], source=n, target=w.mig_target[e, n],
-                            success=ok, cost=w.mig_cost[e, n])
+            self.events.add(
+                e,
+                "migration_ended",
+                now[e],
+                source=n,
+                target=w.mig_target[e, n],
+                success=ok,
+                cost=w.mig_cost[e, n],
+            )
             c.migrations_completed += success.sum(1)
             c.migrations_failed += (due & ~success).sum(1)
             c.migration_downtime_s += np.where(success, w.mig_downtime_s, 0.0).sum(1)
@@ -253,8 +297,14 @@ class Simulator:
         self._mark("outcomes")
         if self.check_invariants:
             ledger.check(w, lay)
-        return StepResult(reward=reward, terms=terms, completed=n_done, missed=n_late,
-                          dropped=n_drop, invalid=dec["invalid"])
+        return StepResult(
+            reward=reward,
+            terms=terms,
+            completed=n_done,
+            missed=n_late,
+            dropped=n_drop,
+            invalid=dec["invalid"],
+        )
 
     def _mark(self, phase: str) -> None:
         """Charge the time since the last mark to ``phase`` (only when profiling)."""
@@ -285,8 +335,9 @@ class Simulator:
             "downtime_s": c.downtime_s,
             "mean_latency_ms": np.where(c.latency_samples > 0, c.latency_sum_ms / samples, 0.0),
             "failovers": c.failovers,
-            "mean_recovery_s": np.where(c.failovers > 0,
-                                        c.recovery_sum_s / np.maximum(c.failovers, 1), 0.0),
+            "mean_recovery_s": np.where(
+                c.failovers > 0, c.recovery_sum_s / np.maximum(c.failovers, 1), 0.0
+            ),
             "invalid_actions": c.invalid_actions,
             "failures_detected": c.failures_detected,
             "uav_energy_kj": c.uav_energy_kj,
