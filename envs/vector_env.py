@@ -38,8 +38,8 @@ class RoadEdgeVectorEnv(gym.vector.VectorEnv):
     leading batch axis; ``infos["reward_terms"][k]`` and
     ``infos["metrics"][k]`` are arrays of shape (num_envs,). Episodes are
     truncated at the horizon and reset automatically (``autoreset_mode``:
-    Gymnasium's default ``NEXT_STEP``, or ``SAME_STEP`` with ``final_obs``
-    and ``final_info`` in the infos).
+    Gymnasium's default ``NEXT_STEP``, or ``SAME_STEP`` with the last step's
+    observation and info in ``final_obs`` and ``final_info`` of the infos).
     """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -137,6 +137,8 @@ class RoadEdgeVectorEnv(gym.vector.VectorEnv):
                 final_obs_arr[i] = _row(final_obs, i)
                 final_info_arr[i] = _row_info(infos, i)
             self._reset_rows(rows, [None] * rows.size)
+            # As Gymnasium's SAME_STEP: obs and info of a reset row start the new episode.
+            infos = self._infos(result, reset_rows=rows)
             infos["final_obs"] = final_obs_arr
             infos["_final_obs"] = truncated.copy()
             infos["final_info"] = final_info_arr
