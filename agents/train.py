@@ -181,6 +181,27 @@ def make_vec_env(
     return venv
 
 
+def resolve_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """``policy_kwargs`` from YAML with ``features_extractor_class`` given by name made a class.
+
+    YAML cannot hold a Python class, so the hyperparameter files name the
+    extractor (``features_extractor_class: NodeSetExtractor``); an unknown
+    name raises ``ValueError`` listing the known ones.
+    """
+    out = dict(policy_kwargs or {})
+    name = out.get("features_extractor_class")
+    if isinstance(name, str):
+        from .encoder import NodeSetExtractor
+
+        known = {"NodeSetExtractor": NodeSetExtractor}
+        if name not in known:
+            raise ValueError(
+                f"unknown features_extractor_class {name!r}; known: {', '.join(sorted(known))}"
+            )
+        out["features_extractor_class"] = known[name]
+    return out
+
+
 def algo_class(algo: str):
     if algo == "maskable_ppo":
         from sb3_contrib import MaskablePPO
@@ -291,6 +312,8 @@ def train(args: Args) -> Path:
     total, n_envs = int(config["total_timesteps"]), int(config["n_envs"])
     normalize = bool(hp.get("normalize_reward", False))
     model_kwargs = {k: v for k, v in hp.items() if k not in TRAINING_KEYS}
+    if "policy_kwargs" in model_kwargs:
+        model_kwargs["policy_kwargs"] = resolve_policy_kwargs(model_kwargs["policy_kwargs"])
     policy = hp.get("policy", "MlpPolicy")
     if env_kwargs.get("obs_mode") == "dict" and policy == "MlpPolicy":
         policy = "MultiInputPolicy"

@@ -1,0 +1,245 @@
+"""The training command line (``train.py`` / ``roadedge.agents.train``) on tiny budgets.
+
+Every run trains on the ``small`` scenario (4 nodes) with a 20-tick horizon, 2 envs and
+128 steps, evaluates on one episode, and writes under ``tmp_path`` (``--runs-dir``). The
+tests check the run directory layout, that the saved model loads and acts validly, the
+agent-vs-baselines results, ``--resume`` and seeded reproducibility.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import pickle
+import re
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import roadedge.envs  # noqa: F401  (registers the ids)
+from roadedge.agents import train as tr
+from roadedge.agents.evaluate import load_model
+
+SMALL = "RoadEdge-small-v0"
+HORIZON = 20
+STEPS = 128
+N_ENVS = 2
+# Per algorithm: rollouts of n_steps * N_ENVS = 64 steps, so 128 and 256 are exact.
+TINY_HP = {
+    "ppo": ["n_steps=32", "batch_size=32", "n_epochs=1"],
+    "maskable_ppo": ["n_steps=32", "batch_size=32", "n_epochs=1"],
+    "a2c": ["n_steps=32"],
+}
+ALGO_CLASS = {"ppo": "PPO", "a2c": "A2C", "maskable_ppo": "MaskablePPO"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def tiny_argv(
+    algo: str,
+    runs_dir: Path,
+    seed: int = 0,
+    *,
+    extra_hp: tuple[str, ...] = (),
+    eval_freq: int = 0,
+    checkpoint_freq: int = 64,
+    baselines: str = "noop,threshold",
+) -> list[str]:
+    return [
+        "--algo",
+        algo,
+        "--env",
+        SMALL,
+        "--timesteps",
+        str(STEPS),
+        "--n-envs",
+        str(N_ENVS),
+        "--seed",
+        str(seed),
+        "--hp",
+        *TINY_HP[algo],
+        *extra_hp,
+        "--env-kwargs",
+        f"horizon={HORIZON}",
+        "--eval-episodes",
+        "1",
+        "--eval-freq",
+        str(eval_freq),
+        "--checkpoint-freq",
+        str(checkpoint_freq),
+        "--baselines",
+        baselines,
+        "--workers",
+        "1",
+        "--runs-dir",
+        str(runs_dir),
+        "--no-progress",
+    ]
+
+
+def run_cli(argv: list[str], runs_dir: Path) -> Path:
+    """Run ``train.py`` in process; returns the one run directory under ``runs_dir``."""
+    assert tr.main(argv) == 0
+    runs = sorted(p for p in runs_dir.iterdir() if p.is_dir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def policy_params(path: Path) -> dict[str, torch.Tensor]:
+    return load_model(str(path)).policy.state_dict()
+
+
+def check_valid_action(model, algo: str, obs_mode: str = "flat") -> None:
+    env = gym.make(SMALL, obs_mode=obs_mode, horizon=HORIZON)
+    obs, _ = env.reset(seed=3)
+    for _ in range(3):
+        if algo == "maskable_ppo":
+            mask = env.unwrapped.action_masks()
+            action, _ = model.predict(obs, deterministic=True, action_masks=mask)
+            n = env.unwrapped.n_nodes
+            chosen = mask.reshape(n, n + 1)[np.arange(n), np.asarray(action)]
+            assert chosen.all(), "MaskablePPO chose a masked-out action"
+        else:
+            action, _ = model.predict(obs, deterministic=True)
+        action = np.asarray(action, dtype=np.int64)
+        assert env.action_space.contains(action)
+        obs, *_ = env.step(action)
+    env.close()
+
+
+# --- (a) one tiny run per algorithm
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "maskable_ppo"])
+def test_tiny_run_writes_model_and_results(tmp_path, algo):
+    runs = tmp_path / "runs"
+    run = run_cli(tiny_argv(algo, runs, seed=3, eval_freq=64), runs)
+    assert re.fullmatch(rf"{SMALL}__{algo}__3__\d{{8}}-\d{{6}}", run.name)
+
+    config = yaml.safe_load((run / "config.yml").read_text())
+    assert config["total_timesteps"] == STEPS and config["n_envs"] == N_ENVS
+    assert config["env_kwargs"] == {"horizon": HORIZON, "obs_mode": "flat"}
+    assert config["hyperparams"]["n_steps"] == 32  # the --hp override won over the yml
+    timing = json.loads((run / "timing.json").read_text())
+    assert timing["train_steps"] == STEPS and timing["train_wall_s"] > 0
+    ckpts = {p.name for p in (run / "checkpoints").glob("*.zip")}
+    assert ckpts == {"model_64_steps.zip", "model_128_steps.zip"}
+    assert (run / "best_model.zip").is_file()  # periodic evaluation ran (eval_freq=64)
+    assert (run / "evaluations" / "evaluations.npz").is_file()
+
+    cls = tr.algo_class(algo)
+    assert cls.__name__ == ALGO_CLASS[algo]
+    model = cls.load(str(run / "final_model.zip"), device="cpu")
+    assert model.num_timesteps == STEPS
+    check_valid_action(model, algo)
+
+    summary = json.loads((run / "eval" / "summary.json").read_text())
+    assert [r["policy"] for r in summary["policies"]] == [f"agent ({algo})", "noop", "threshold"]
+    assert summary["meta"]["env_kwargs"] == {"horizon": HORIZON}
+    assert summary["meta"]["model"] == str(run / "best_model.zip")
+    with open(run / "eval" / "episodes.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["policy"] for r in rows] == [f"model:{run / 'best_model.zip'}", "noop", "threshold"]
+    assert all(int(r["length"]) == HORIZON for r in rows)  # the horizon override reached eval
+    assert all(np.isfinite(float(r["return"])) for r in rows)
+    assert (run / "eval" / "table.md").read_text().count("| agent (") == 1
+
+
+def test_node_set_extractor_from_hyperparams(tmp_path):
+    """``policy_kwargs`` naming the extractor by string trains a dict-observation model."""
+    from roadedge.agents.encoder import NodeSetExtractor
+
+    runs = tmp_path / "runs"
+    pk = (
+        "policy_kwargs={features_extractor_class: NodeSetExtractor, "
+        "features_extractor_kwargs: {embed_dim: 16, n_heads: 2, features_dim: 32}, "
+        "net_arch: [32]}"
+    )
+    argv = tiny_argv("ppo", runs, extra_hp=("obs_mode=dict", pk), checkpoint_freq=0)
+    run = run_cli(argv, runs)
+    config = yaml.safe_load((run / "config.yml").read_text())
+    assert config["env_kwargs"]["obs_mode"] == "dict"
+    pkw = config["hyperparams"]["policy_kwargs"]
+    assert pkw["features_extractor_class"] == "NodeSetExtractor"  # the name, for --resume
+    model = load_model(str(run / "final_model.zip"))
+    assert isinstance(model.policy.features_extractor, NodeSetExtractor)
+    assert isinstance(model.observation_space, gym.spaces.Dict)
+    check_valid_action(model, "ppo", obs_mode="dict")
+    summary = json.loads((run / "eval" / "summary.json").read_text())
+    assert summary["policies"][0]["policy"] == "agent (ppo)"
+
+
+def test_unknown_extractor_name_is_a_clear_error(tmp_path):
+    argv = tiny_argv("ppo", tmp_path, extra_hp=("policy_kwargs={features_extractor_class: Nope}",))
+    with pytest.raises(ValueError, match="'Nope'.*NodeSetExtractor"):
+        tr.main(argv)
+
+
+def test_parse_args_rejects_bad_budgets():
+    assert tr.parse_args(["--runs-dir", "x"]).runs_dir == "x"
+    for bad in (["--timesteps", "0"], ["--n-envs", "0"], ["--eval-episodes", "0"]):
+        with pytest.raises(SystemExit):
+            tr.parse_args(bad)
+
+
+# --- (b) --resume
+
+
+def test_resume_continues_the_step_count(tmp_path):
+    runs = tmp_path / "runs"
+    run = run_cli(tiny_argv("ppo", runs, baselines="none"), runs)
+    first = load_model(str(run / "final_model.zip"))
+    assert first.num_timesteps == STEPS
+    stats_before = pickle.loads((run / "checkpoints/model_vecnormalize_128_steps.pkl").read_bytes())
+
+    # On --resume, --timesteps is the new *total*: continue from the latest checkpoint.
+    total = 2 * STEPS
+    assert tr.main(["--resume", str(run), "--timesteps", str(total), "--no-progress"]) == 0
+    assert [p for p in runs.iterdir()] == [run]  # same run dir, no new one
+    resumed = load_model(str(run / "final_model.zip"))
+    assert resumed.num_timesteps == total > first.num_timesteps
+    timing = json.loads((run / "timing.json").read_text())
+    assert timing["train_steps"] == total - STEPS
+    assert (run / "checkpoints" / f"model_{total}_steps.zip").is_file()
+    # The weights moved on from the checkpoint they started from.
+    before, after = first.policy.state_dict(), resumed.policy.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    # The reward-normalisation statistics were restored, not restarted (count ~ env steps).
+    stats_after = pickle.loads((run / "vecnormalize.pkl").read_bytes())
+    assert stats_after.ret_rms.count == pytest.approx(stats_before.ret_rms.count + total - STEPS)
+
+    # Resuming a finished run without a larger budget trains nothing.
+    assert tr.main(["--resume", str(run), "--no-progress"]) == 0
+    assert json.loads((run / "timing.json").read_text())["train_steps"] == 0
+
+
+def test_resume_without_checkpoint_fails(tmp_path):
+    with pytest.raises(SystemExit, match="config.yml"):
+        tr.main(["--resume", str(tmp_path), "--no-progress"])
+
+
+# --- (c) seeded reproducibility
+
+
+def test_same_seed_same_parameters_other_seed_differs(tmp_path):
+    def params(name: str, seed: int) -> dict[str, torch.Tensor]:
+        runs = tmp_path / name
+        argv = tiny_argv("ppo", runs, seed=seed, checkpoint_freq=0, baselines="none")
+        run = run_cli(argv, runs)
+        return policy_params(run / "final_model.zip")
+
+    a, b, c = params("a", 0), params("b", 0), params("c", 1)
+    assert a.keys() == b.keys() == c.keys()
+    same = [k for k in a if torch.equal(a[k], b[k])]
+    assert same == list(a), f"same seed, different tensors: {set(a) - set(same)}"
+    assert any(not torch.equal(a[k], c[k]) for k in a), "seeds 0 and 1 gave identical models"
