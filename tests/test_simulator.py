@@ -690,3 +690,60 @@ def test_orphans_not_failed_over_are_dropped_after_the_timeout():
     ended = sim.metrics()["tasks_dropped"][0] + sim.metrics()["tasks_missed"][0]
     assert ended - ended_before >= rows.size
     assert sim.metrics()["tasks_dropped"][0] > 0
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def _dispatch_world(cfg, layout, veh_xy, used):
+    """One env, one queued task of vehicle 0 at ``veh_xy``, with ``used`` slots taken."""
+    from roadedge.envs.sim.world import allocate
+
+    w = allocate(1, layout.n_nodes, 2, 4)
+    w.veh_active[0, 0] = True
+    w.veh_x[0, 0], w.veh_y[0, 0] = veh_xy
+    w.veh_serving[0, 0] = 1
+    w.task_state[0, 0] = QUEUED
+    w.task_vehicle[0, 0] = 0
+    w.task_service[0, 0] = 1  # runs on nodes 0 and 1 only
+    w.veh_tasks[0, 0] = 1
+    w.slots_used[0] = used
+    return w
+
+
+def test_dispatch_score_is_weighted_load_distance_and_affinity():
+    """Score = w_l * load + w_d * km - w_a * [serving], by hand on the small layout."""
+    from roadedge.envs.sim.layout import build_layout
+    from roadedge.envs.sim.scheduler import dispatch_score
+
+    cfg = load_scenario("small")
+    lay = build_layout(cfg)  # RSUs at (125,0), (375,0), (125,500); UAV at (250,250)
+    w = _dispatch_world(cfg, lay, (125.0, 0.0), np.array([4, 0, 0, 2]))
+    score = dispatch_score(w, lay, cfg, np.array([0]), np.array([0]))[0]
+    # load 4/8, 0 km; load 0, 0.25 km, serving; load 0, 0.5 km; load 2/4, hypot(125, 250) m
+    expected = [0.5, 0.5 * 0.25 - 0.3, 0.5 * 0.5, 0.5 + 0.5 * np.hypot(125, 250) / 1000]
+    np.testing.assert_allclose(score, expected)
+
+    nearest = load_scenario(
+        "small", {"tasks__dispatch_load_weight": 0.0, "tasks__dispatch_affinity_bonus": 0.0}
+    )
+    score = dispatch_score(w, lay, nearest, np.array([0]), np.array([0]))[0]
+    np.testing.assert_allclose(score, [0.0, 0.125, 0.25, 0.5 * np.hypot(125, 250) / 1000])
+
+
+@pytest.mark.parametrize("load_weight, expected_node", [(1.0, 1), (0.0, 0)])
+def test_dispatch_load_weight_zero_sends_tasks_to_the_nearest_node(load_weight, expected_node):
+    """Balanced dispatch avoids a half-full node next door; nearest dispatch takes it."""
+    from roadedge.envs.sim.layout import build_layout
+    from roadedge.envs.sim.scheduler import dispatch_waiting
+
+    cfg = load_scenario(
+        "small",
+        {"tasks__dispatch_load_weight": load_weight, "tasks__dispatch_affinity_bonus": 0.0},
+    )
+    lay = build_layout(cfg)
+    w = _dispatch_world(cfg, lay, (125.0, 0.0), np.array([4, 0, 0, 0]))
+    w.view_up[0] = True
+    dispatch_waiting(w, lay, cfg)
+    assert w.task_state[0, 0] == RUNNING
+    assert w.task_host[0, 0] == expected_node

@@ -180,6 +180,9 @@ class TaskConfig(_Section):
     deadline_s_max: float = _f(80.0, 0.1, 1e6, "[s]")
     priority_probs: tuple[float, ...] = _f((0.2, 0.5, 0.3), 0.0, 1.0, "P(high, medium, low)")
     max_tasks: int = _f(256, 1, 10_000_000, "task row capacity; arrivals beyond it are dropped")
+    dispatch_load_weight: float = _f(1.0, 0.0, 1e3, "dispatch score: x slot load (0 = nearest)")
+    dispatch_distance_weight_per_km: float = _f(0.5, 0.0, 1e3, "dispatch score: x distance [1/km]")
+    dispatch_affinity_bonus: float = _f(0.3, 0.0, 1e3, "dispatch score: minus, if serving vehicle")
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,11 @@
 * Waiting tasks are dispatched through the capability index (seed 004): the
   eligible nodes of a task are the nodes the controller believes up, that run
   its service and have a free slot. Among them the scheduler picks the lowest
-  ``load + w_d * distance_km - w_a * [node already serves this vehicle]``
-  (least loaded, nearby, session affinity).
+  ``w_l * load + w_d * distance_km - w_a * [node already serves this vehicle]``
+  (least loaded, nearby, session affinity; weights ``tasks.dispatch_*``). With
+  ``w_l = 0`` tasks go to the nearest capable node with a free slot, the
+  access-node offloading of most vehicular edge papers, which leaves load
+  imbalances for the migration controller to correct.
 * Several tasks choosing the same node in one tick are admitted in task order
   up to the node's free slots; the rest wait for the next tick.
 * When replication is on, the best-scoring other node that runs the service
@@ -24,8 +27,6 @@ from .layout import Layout
 from .rng import Stream, poisson_from_uniform, uniform
 from .world import FREE, QUEUED, RUNNING, World
 
-DISTANCE_WEIGHT_PER_KM = 0.5
-AFFINITY_BONUS = 0.3
 MIN_UPLOAD_RATE_MBPS = 1.0
 
 
@@ -99,7 +100,9 @@ def generate_tasks(
     return generated, dropped
 
 
-def dispatch_score(world: World, layout: Layout, env: np.ndarray, task: np.ndarray) -> np.ndarray:
+def dispatch_score(
+    world: World, layout: Layout, cfg: ScenarioConfig, env: np.ndarray, task: np.ndarray
+) -> np.ndarray:
     """Scheduler score of each node for each given task (lower is better), (K, N)."""
     load = (world.slots_used[env] + world.slots_reserved[env]) / layout.max_jobs
     veh = world.task_vehicle[env, task]
@@ -110,7 +113,12 @@ def dispatch_score(world: World, layout: Layout, env: np.ndarray, task: np.ndarr
     dist_km = np.where(world.veh_active[env, veh][:, None], dist_km, 0.0)
     serving = world.veh_serving[env, veh]
     affinity = np.arange(layout.n_nodes)[None, :] == serving[:, None]
-    return load + DISTANCE_WEIGHT_PER_KM * dist_km - AFFINITY_BONUS * affinity
+    tc = cfg.tasks
+    return (
+        tc.dispatch_load_weight * load
+        + tc.dispatch_distance_weight_per_km * dist_km
+        - tc.dispatch_affinity_bonus * affinity
+    )
 
 
 def rank_within(groups: np.ndarray, order_key: np.ndarray) -> np.ndarray:
@@ -132,7 +140,7 @@ def dispatch_waiting(world: World, layout: Layout, cfg: ScenarioConfig) -> None:
     if env.size == 0:
         return
     B, N = world.slots_used.shape
-    score = dispatch_score(world, layout, env, task)
+    score = dispatch_score(world, layout, cfg, env, task)
     service = world.task_service[env, task]
     capable = layout.capability[:, service].T & world.view_up[env]  # (K, N)
     has_slot = ledger.free_slots(world, layout)[env] > 0
