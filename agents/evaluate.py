@@ -76,13 +76,13 @@ def load_model(path: str):
         return MaskablePPO.load(path, device="cpu")
     from stable_baselines3 import A2C, PPO
 
-    errors = []
-    for cls in (PPO, A2C):
-        try:
-            return cls.load(path, device="cpu")
-        except Exception as exc:  # wrong algorithm: try the next one
-            errors.append(f"{cls.__name__}: {exc}")
-    raise ValueError(f"could not load model {path}: " + "; ".join(errors))
+    # PPO.load also accepts an A2C file (same policy classes), so tell them apart by a
+    # field only PPO saves rather than by which load succeeds first.
+    cls = PPO if "clip_range" in data else A2C
+    try:
+        return cls.load(path, device="cpu")
+    except Exception as exc:
+        raise ValueError(f"could not load model {path} as {cls.__name__}: {exc}") from exc
 
 
 class ModelPolicy:

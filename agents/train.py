@@ -304,7 +304,11 @@ def train(args: Args) -> Path:
     else:
         config = resolve_config(args)
         run_dir = Path(args.runs_dir) / run_name(args.env, args.algo, args.seed)
-        run_dir.mkdir(parents=True, exist_ok=False)
+        suffix = 1
+        while run_dir.exists():  # two runs started within the same second
+            run_dir = run_dir.with_name(f"{run_dir.name.split('.')[0]}.{suffix}")
+            suffix += 1
+        run_dir.mkdir(parents=True)
         (run_dir / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
 
     hp = dict(config["hyperparams"])
@@ -463,7 +467,9 @@ def final_evaluation(args: Args, env_kwargs: dict[str, Any], run_dir: Path) -> N
         default=None,
     )
     agent = rows[0]
-    if best_base is not None:
+    if best_base is not None and args.eval_episodes < 2:
+        print("\none evaluation episode: too few for confidence intervals, no verdict")
+    elif best_base is not None:
         ahead = agent["return_ci_low"] > best_base["return_ci_high"]
         verdict = "ahead of" if ahead else "NOT clearly ahead of"
         print(

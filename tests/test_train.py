@@ -142,6 +142,10 @@ def test_tiny_run_writes_model_and_results(tmp_path, algo):
     model = cls.load(str(run / "final_model.zip"), device="cpu")
     assert model.num_timesteps == STEPS
     check_valid_action(model, algo)
+    # the harness's loader recognises the algorithm (PPO.load would also accept A2C files)
+    from roadedge.agents.evaluate import load_model
+
+    assert type(load_model(str(run / "final_model.zip"))).__name__ == ALGO_CLASS[algo]
 
     summary = json.loads((run / "eval" / "summary.json").read_text())
     assert [r["policy"] for r in summary["policies"]] == [f"agent ({algo})", "noop", "threshold"]
