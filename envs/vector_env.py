@@ -132,16 +132,16 @@ class RoadEdgeVectorEnv(gym.vector.VectorEnv):
             rows = np.flatnonzero(truncated)
             final_obs = self._observe()
             final_obs_arr = np.empty(self.num_envs, dtype=object)
-            final_info_arr = np.empty(self.num_envs, dtype=object)
             for i in rows:
                 final_obs_arr[i] = _row(final_obs, i)
-                final_info_arr[i] = _row_info(infos, i)
+            # Gymnasium 1.x layout: a dict of batched arrays, zero in rows that did not end.
+            final_info = _select_rows(infos, truncated)
             self._reset_rows(rows, [None] * rows.size)
             # As Gymnasium's SAME_STEP: obs and info of a reset row start the new episode.
             infos = self._infos(result, reset_rows=rows)
             infos["final_obs"] = final_obs_arr
             infos["_final_obs"] = truncated.copy()
-            infos["final_info"] = final_info_arr
+            infos["final_info"] = final_info
             infos["_final_info"] = truncated.copy()
         return self._observe(), rewards, terminated, truncated, infos
 
@@ -201,6 +201,17 @@ def _row(obs, i: int):
     return obs[i].copy()
 
 
+def _select_rows(infos: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
+    """Copy of batched ``infos`` keeping ``rows`` (bool mask) and zeroing the others."""
+    out: dict[str, Any] = {}
+    for k, v in infos.items():
+        if isinstance(v, dict):
+            out[k] = _select_rows(v, rows)
+        else:
+            out[k] = np.where(rows, v, np.zeros_like(v))
+    return out
+
+
 def _row_info(infos: dict[str, Any], i: int) -> dict[str, Any]:
     return {
         "reward_terms": {k: float(v[i]) for k, v in infos["reward_terms"].items()},
@@ -251,8 +262,7 @@ def _sb3_vec_env_class():
             for i in range(self.num_envs):
                 info = _row_info(infos, i)
                 if dones[i]:
-                    final = infos["final_info"][i]
-                    info = dict(final)
+                    info = _row_info(infos["final_info"], i)
                     info["terminal_observation"] = infos["final_obs"][i]
                     info["TimeLimit.truncated"] = bool(trunc[i] and not term[i])
                     info["episode"] = {
