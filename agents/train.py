@@ -35,6 +35,7 @@ DEFAULT_BASELINES = (
     "failover",
     "backup",
     "threshold+failover",
+    "greedy+failover",
     "greedy+backup",
 )
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes use seeds no training env ever got

@@ -155,6 +155,21 @@ def test_failures_preset_long_random_run_keeps_invariants():
     assert totals["tasks_completed"] > 0, totals
 
 
+def test_city_10000_ticks_of_random_decisions_keep_every_invariant():
+    """One 10,000-tick ``city`` episode (horizon raised, no reset) of random valid
+    decisions: the ledger invariants and task conservation hold on every tick."""
+    cfg = load_scenario("city", {"horizon": 10_000})
+    sim = Simulator(cfg, batch_size=1, record_events=False, check_invariants=True)
+    rng = np.random.default_rng(77)
+    sim.reset(keys(5))
+    for tick in range(cfg.horizon):
+        sim.step(batch_actions(sim, [rng]))
+        ok, m = accounting_holds(sim)
+        assert ok, f"tick {tick}: tasks do not add up: {m}"
+    m = sim.metrics()
+    assert m["migrations_completed"][0] > 100 and m["tasks_completed"][0] > 10_000, m
+
+
 def test_tasks_beyond_row_capacity_are_dropped_and_counted():
     sim = make_sim("small", {"tasks.max_tasks": 6, "tasks.rate_per_vehicle_hz": 0.3}, seeds=(4,))
     dropped = 0
