@@ -48,16 +48,24 @@ class RulePolicy:
             ``controller_view()`` and ``action_masks()``.
         migration: name of the migration rule, or None.
         failover: name of the failover rule, or None.
-        seed: seed of the policy's own generator (``random`` only).
+        seed: seed of the policy's own generator (``random`` only); for a
+            batched env, one seed per row gives each row the generator a
+            single env with that seed would have.
     """
 
-    def __init__(self, env: Any, migration: str | None, failover: str | None, seed: int = 0):
+    def __init__(
+        self, env: Any, migration: str | None, failover: str | None, seed: int | list[int] = 0
+    ):
         self.env = env.unwrapped if hasattr(env, "unwrapped") else env
         self.cfg = self.env.cfg
         self.migration = migration
         self.failover = failover
         self.name = "+".join(n for n in (migration, failover) if n) or "noop"
-        self.rng = np.random.default_rng(seed)
+        self.rng: np.random.Generator | list[np.random.Generator] = (
+            [np.random.default_rng(s) for s in seed]
+            if isinstance(seed, (list, tuple))
+            else np.random.default_rng(seed)
+        )
         self.backups = rules.BackupTable(self.cfg.faults.backup_count)
 
     def decide(self, view, mask: np.ndarray) -> np.ndarray:
@@ -100,7 +108,7 @@ class RulePolicy:
 def _is_batched(observation: Any, env: Any) -> bool:
     if observation is None:
         return False
-    space = env.observation_space
+    space = getattr(env, "single_observation_space", env.observation_space)
     if isinstance(observation, dict):
         key = next(iter(observation))
         return np.ndim(observation[key]) == len(space[key].shape) + 1
@@ -123,7 +131,7 @@ def parse_name(name: str) -> tuple[str | None, str | None]:
     return (None if migration == "noop" else migration), failover
 
 
-def make_policy(name: str, env: Any, seed: int = 0) -> RulePolicy:
+def make_policy(name: str, env: Any, seed: int | list[int] = 0) -> RulePolicy:
     """Build a named baseline for ``env``; raises ValueError listing the names."""
     migration, failover = parse_name(name)
     return RulePolicy(env, migration, failover, seed=seed)

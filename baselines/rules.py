@@ -136,9 +136,16 @@ def greedy_rule(
     return _pick(benefit, valid, acting)
 
 
-def random_rule(view, mask, cfg, rng: np.random.Generator) -> np.ndarray:
-    """Uniform over each node's valid choices (including doing nothing)."""
-    u = rng.random(mask.shape)
+def random_rule(view, mask, cfg, rng) -> np.ndarray:
+    """Uniform over each node's valid choices (including doing nothing).
+
+    ``rng``: one Generator, or one per batch row (row ``i`` then draws what a
+    single env with that generator would).
+    """
+    if isinstance(rng, list):
+        u = np.stack([g.random(mask.shape[1:]) for g in rng])
+    else:
+        u = rng.random(mask.shape)
     return np.argmax(np.where(mask, u, -1.0), axis=-1).astype(np.int64)
 
 
