@@ -129,7 +129,8 @@ def mob_world(states, n_rows=None, seed=0):
     for i, (x, y, d, v) in enumerate(states):
         w.veh_x[0, i], w.veh_y[0, i], w.veh_dir[0, i], w.veh_speed[0, i] = x, y, d, v
         w.veh_active[0, i] = True
-    return w, np.arange(n, dtype=np.uint64)[None, :]
+    w.veh_serial[0] = np.arange(n, dtype=np.uint64)  # distinct draws per vehicle
+    return w
 
 
 def mob_cfg(turn_probability):
@@ -137,8 +138,8 @@ def mob_cfg(turn_probability):
 
 
 def test_straight_moves_between_intersections():
-    w, idx = mob_world([(100, 0, 0, 10), (100, 250, 2, 10), (250, 100, 1, 15), (250, 100, 3, 15)])
-    mobility.move_vehicles(w, mob_cfg(1.0), idx)
+    w = mob_world([(100, 0, 0, 10), (100, 250, 2, 10), (250, 100, 1, 15), (250, 100, 3, 15)])
+    mobility.move_vehicles(w, mob_cfg(1.0))
     # +x: 100 -> 110 ; -x: 100 -> 90 ; +y: 100 -> 115 ; -y: 100 -> 85 (no intersection crossed,
     # so even with turn probability 1 nobody turns)
     assert w.veh_x[0].tolist() == [110.0, 90.0, 250.0, 250.0]
@@ -148,8 +149,8 @@ def test_straight_moves_between_intersections():
 
 
 def test_crossing_straight_carries_remaining_distance():
-    w, idx = mob_world([(245, 250, 0, 10), (255, 250, 2, 12)])
-    mobility.move_vehicles(w, mob_cfg(0.0), idx)
+    w = mob_world([(245, 250, 0, 10), (255, 250, 2, 12)])
+    mobility.move_vehicles(w, mob_cfg(0.0))
     # 5 m to the crossing at x=250, then 5 m more: 255 ; -x: 255 - 12 = 243
     np.testing.assert_allclose(w.veh_x[0], [255.0, 243.0])
     np.testing.assert_allclose(w.veh_y[0], [250.0, 250.0])
@@ -158,8 +159,8 @@ def test_crossing_straight_carries_remaining_distance():
 
 def test_crossing_with_turn_goes_left_or_right():
     n = 400
-    w, idx = mob_world([(245, 250, 0, 10)] * n)
-    mobility.move_vehicles(w, mob_cfg(1.0), idx)
+    w = mob_world([(245, 250, 0, 10)] * n)
+    mobility.move_vehicles(w, mob_cfg(1.0))
     # all turn at (250, 250) and drive the remaining 5 m along y: up (dir 1) or down (dir 3)
     np.testing.assert_allclose(w.veh_x[0], 250.0)
     up = w.veh_dir[0] == 1
@@ -171,17 +172,17 @@ def test_crossing_with_turn_goes_left_or_right():
 
 
 def test_vehicle_on_an_intersection_drives_a_full_block_first():
-    w, idx = mob_world([(250, 250, 0, 10)])
-    mobility.move_vehicles(w, mob_cfg(1.0), idx)
+    w = mob_world([(250, 250, 0, 10)])
+    mobility.move_vehicles(w, mob_cfg(1.0))
     # standing on the crossing: the next one is 250 m ahead, so no turn now
     assert (w.veh_x[0, 0], w.veh_y[0, 0], w.veh_dir[0, 0]) == (260.0, 250.0, 0)
 
 
 def test_vehicles_leave_at_the_boundary():
     # the small map is 2 x 250 = 500 m wide
-    w, idx = mob_world([(495, 250, 0, 10), (5, 250, 2, 10), (250, 490, 1, 5), (0, 100, 3, 10)])
+    w = mob_world([(495, 250, 0, 10), (5, 250, 2, 10), (250, 490, 1, 5), (0, 100, 3, 10)])
     w.veh_active[0, 3] = False  # parked row: does not move
-    mobility.move_vehicles(w, mob_cfg(0.0), idx)
+    mobility.move_vehicles(w, mob_cfg(0.0))
     # 505 > 500 leaves ; -5 < 0 leaves ; 495 stays ; inactive row untouched
     assert w.veh_active[0].tolist() == [False, False, True, False]
     assert w.veh_y[0, 2] == 495.0
@@ -190,12 +191,14 @@ def test_vehicles_leave_at_the_boundary():
 
 def test_spawn_fills_free_rows_on_the_boundary():
     cfg = load_scenario("small")
-    w, idx = mob_world([(100, 0, 0, 10)], n_rows=8)
+    w = mob_world([(100, 0, 0, 10)], n_rows=8)
+    w.veh_spawned[0] = 1  # the vehicle in row 0 was the episode's first
     w.veh_tasks[0, 1] = 1  # off the map but still owns a task: not reusable
-    mobility.spawn_vehicles(w, cfg, np.array([3]), idx, initial=False)
-    # rows 2, 3, 4 are the first three free rows
+    mobility.spawn_vehicles(w, cfg, np.array([3]), initial=False)
+    # rows 2, 3, 4 are the first three free rows; the vehicles are the 2nd, 3rd, 4th
     assert w.veh_active[0].tolist() == [True, False, True, True, True, False, False, False]
     new = np.array([2, 3, 4])
+    assert w.veh_serial[0, new].tolist() == [1, 2, 3] and w.veh_spawned[0] == 4
     x, y, d = w.veh_x[0, new], w.veh_y[0, new], w.veh_dir[0, new]
     along = np.where(d % 2 == 0, x, y)
     cross = np.where(d % 2 == 0, y, x)
@@ -204,6 +207,24 @@ def test_spawn_fills_free_rows_on_the_boundary():
     np.testing.assert_allclose(np.mod(cross, BLOCK), 0.0)
     assert np.all((w.veh_speed[0, new] >= 8.0) & (w.veh_speed[0, new] <= 16.0))
     assert np.all(w.veh_serving[0, new] == -1)
+
+
+def test_an_entering_vehicle_is_the_same_whichever_row_it_gets():
+    """Entry draws are keyed on the vehicle's serial number, not its row, so the
+    controller (which decides when rows free up) cannot change the traffic."""
+    cfg = load_scenario("small")
+    a = mob_world([(100, 0, 0, 10)], n_rows=8)
+    b = mob_world([(100, 0, 0, 10)], n_rows=8)
+    for w in (a, b):
+        w.veh_spawned[0] = 1
+        w.veh_serial[0] = 0
+    b.veh_tasks[0, 1:4] = 1  # rows 1-3 still busy in b: the same vehicles land in 4-6
+    mobility.spawn_vehicles(a, cfg, np.array([3]), initial=False)
+    mobility.spawn_vehicles(b, cfg, np.array([3]), initial=False)
+    ra, rb = np.array([1, 2, 3]), np.array([4, 5, 6])
+    for field in ("veh_x", "veh_y", "veh_dir", "veh_speed", "veh_serial"):
+        np.testing.assert_array_equal(getattr(a, field)[0, ra], getattr(b, field)[0, rb])
+    assert len(set(a.veh_speed[0, ra].tolist())) == 3  # three different vehicles
 
 
 def test_arrivals_are_poisson_with_configured_rate():

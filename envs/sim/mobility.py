@@ -23,7 +23,7 @@ DX = np.array([1.0, 0.0, -1.0, 0.0])
 DY = np.array([0.0, 1.0, 0.0, -1.0])
 
 
-def move_vehicles(world: World, cfg: ScenarioConfig, index: np.ndarray) -> None:
+def move_vehicles(world: World, cfg: ScenarioConfig) -> None:
     """Advance every active vehicle one tick; deactivate those that leave the map."""
     block = cfg.map.block_m
     size = cfg.map.grid_blocks * block
@@ -41,7 +41,7 @@ def move_vehicles(world: World, cfg: ScenarioConfig, index: np.ndarray) -> None:
     crosses = act & (step >= to_cross)
 
     key, tick = world.key[:, None], world.tick[:, None]
-    u_turn = uniform(key, tick, Stream.VEHICLE_TURN, index)
+    u_turn = uniform(key, tick, Stream.VEHICLE_TURN, world.veh_serial)
     tp = cfg.vehicles.turn_probability
     turn = np.where(u_turn < tp / 2, 1, np.where(u_turn < tp, 3, 0))  # left, right, straight
     new_d = np.where(crosses, (d + turn) % 4, d)
@@ -62,20 +62,26 @@ def move_vehicles(world: World, cfg: ScenarioConfig, index: np.ndarray) -> None:
     world.veh_active &= ~outside
 
 
-def spawn_vehicles(
-    world: World, cfg: ScenarioConfig, counts: np.ndarray, index: np.ndarray, initial: bool
-) -> None:
+def spawn_vehicles(world: World, cfg: ScenarioConfig, counts: np.ndarray, initial: bool) -> None:
     """Activate ``counts[b]`` free vehicle rows in each environment ``b``.
 
     A row is free when the vehicle is off the map and owns no live task (its
     tasks keep their vehicle index until they end). ``initial`` places vehicles
     anywhere on the roads (reset); otherwise they enter at the boundary.
+
+    The k-th vehicle to enter in an episode gets serial number k, and every
+    draw about it (entry, speed, turns, its tasks) is keyed on that serial, not
+    on its row: which rows are free depends on when tasks end, i.e. on the
+    controller, and the traffic must not (common random numbers).
     """
     free = (~world.veh_active) & (world.veh_tasks == 0)
     rank = np.cumsum(free, axis=1)
     new = free & (rank <= counts[:, None])
     if not new.any():
         return
+    world.veh_serial[new] = (world.veh_spawned[:, None] + (rank - 1).astype(np.uint64))[new]
+    world.veh_spawned += new.sum(1).astype(np.uint64)
+    index = world.veh_serial
     key, tick = world.key[:, None], world.tick[:, None]
     G, block = cfg.map.grid_blocks, cfg.map.block_m
     size = G * block

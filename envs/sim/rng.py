@@ -1,7 +1,7 @@
 """Counter-based random numbers: reproducible per environment, vectorised over rows.
 
 Every random draw in the simulation is a pure function of
-``(episode key, tick, stream, row index)``: a SplitMix64-style hash of the four
+``(episode key, tick, stream, index)``: a SplitMix64-style hash of the four
 turned into a uniform double in [0, 1). This gives the two properties the
 batched design needs:
 
@@ -10,6 +10,9 @@ batched design needs:
   identical trajectories, whatever the batch composition or autoreset timing;
 * a whole column of draws (all vehicles, all tasks) costs a few NumPy
   operations, with no Python loop and no generator state to carry.
+
+Indices name things the controller cannot influence (a vehicle's entry
+number, a node), so every policy meets the same traffic on a seed.
 
 The episode key itself comes from ``reset(seed)`` (Gymnasium's ``np_random``),
 the one random source of an environment.

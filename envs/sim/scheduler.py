@@ -28,16 +28,26 @@ from .rng import Stream, poisson_from_uniform, uniform
 from .world import FREE, QUEUED, RUNNING, World
 
 MIN_UPLOAD_RATE_MBPS = 1.0
+ARRIVALS_MAX = 5  # per vehicle and tick: the Poisson draw is truncated at 4
 
 
-def generate_tasks(
-    world: World, cfg: ScenarioConfig, veh_index: np.ndarray, task_index: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Create this tick's tasks. Returns (generated, dropped_for_lack_of_rows) per env."""
+def generate_tasks(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Create this tick's tasks. Returns (generated, dropped_for_lack_of_rows) per env.
+
+    Arrivals and a task's attributes are drawn from (episode key, tick, the
+    vehicle's serial number, arrival ordinal of that vehicle this tick), never
+    from the task row it lands in: which rows are free depends on the
+    controller, so keying on the row would give two policies different traffic
+    for the same seed. Keyed this way,
+    every policy sees the same task stream (common random numbers), and paired
+    comparisons on a seed compare decisions, not luck.
+    """
     B, T = world.task_state.shape
     key, tick = world.key[:, None], world.tick[:, None]
-    u = uniform(key, tick, Stream.TASK_ARRIVALS, veh_index)
-    counts = poisson_from_uniform(u, cfg.tasks.rate_per_vehicle_hz * cfg.dt_s, k_max=4)
+    u = uniform(key, tick, Stream.TASK_ARRIVALS, world.veh_serial)
+    counts = poisson_from_uniform(
+        u, cfg.tasks.rate_per_vehicle_hz * cfg.dt_s, k_max=ARRIVALS_MAX - 1
+    )
     counts = np.where(world.veh_active, counts, 0)
     generated = counts.sum(1)
     if generated.sum() == 0:
@@ -46,11 +56,16 @@ def generate_tasks(
     owner = np.repeat(np.arange(flat_counts.size), flat_counts)
     env, veh = np.divmod(owner, counts.shape[1])
     ordinal = np.arange(env.size) - np.repeat(np.cumsum(generated) - generated, generated)
+    # arrival ordinal of each task within its vehicle's arrivals this tick (< ARRIVALS_MAX)
+    per_vehicle = np.arange(env.size) - np.repeat(np.cumsum(flat_counts) - flat_counts, flat_counts)
+    draw_index = world.veh_serial[env, veh] * np.uint64(ARRIVALS_MAX) + per_vehicle.astype(
+        np.uint64
+    )
     free_env, free_row = np.nonzero(world.task_state == FREE)
     n_free = np.bincount(free_env, minlength=B)
     fits = ordinal < n_free[env]
     start = np.cumsum(n_free) - n_free
-    env, veh, ordinal = env[fits], veh[fits], ordinal[fits]
+    env, veh, ordinal, draw_index = env[fits], veh[fits], ordinal[fits], draw_index[fits]
     row = free_row[start[env] + ordinal]
     dropped = generated - np.bincount(env, minlength=B)
 
@@ -58,7 +73,7 @@ def generate_tasks(
     now = world.time_s[env]
 
     def draw(stream):
-        return uniform(world.key[env], world.tick[env], stream, task_index[0, row])
+        return uniform(world.key[env], world.tick[env], stream, draw_index)
 
     world.task_state[env, row] = QUEUED
     world.task_vehicle[env, row] = veh

@@ -82,8 +82,6 @@ class Simulator:
         self._template: World = allocate(1, N, V, T)
         self.counters = Counters.zeros(batch_size)
         self.events = EventLog(batch_size, enabled=record_events)
-        self._veh_index = np.arange(V, dtype=np.uint64)[None, :]
-        self._task_index = np.arange(T, dtype=np.uint64)[None, :]
         self._node_index = np.arange(N, dtype=np.uint64)[None, :]
         self._weights = np.array([getattr(cfg.reward, k) for k in REWARD_TERMS])
         # Set to {} to accumulate seconds per tick phase (the benchmark does).
@@ -116,7 +114,7 @@ class Simulator:
         )
         counts = np.zeros(self.batch_size, dtype=np.int64)
         counts[rows] = cfg.vehicles.initial_vehicles
-        mobility.spawn_vehicles(w, cfg, counts, self._veh_index, initial=True)
+        mobility.spawn_vehicles(w, cfg, counts, initial=True)
         w.veh_access[:], w.veh_rate_mbps[:] = radio.access_links(
             w.veh_x, w.veh_y, w.veh_active, w.node_up, lay, cfg.radio
         )
@@ -208,8 +206,8 @@ class Simulator:
 
         self._mark("heartbeats")
         # 4-5. mobility and radio
-        mobility.move_vehicles(w, cfg, self._veh_index)
-        mobility.spawn_vehicles(w, cfg, mobility.arrivals(w, cfg), self._veh_index, initial=False)
+        mobility.move_vehicles(w, cfg)
+        mobility.spawn_vehicles(w, cfg, mobility.arrivals(w, cfg), initial=False)
         self._mark("mobility")
         w.veh_access[:], w.veh_rate_mbps[:] = radio.access_links(
             w.veh_x, w.veh_y, w.veh_active, w.node_up, lay, cfg.radio
@@ -217,7 +215,7 @@ class Simulator:
 
         self._mark("radio")
         # 6. tasks
-        generated, no_row = scheduler.generate_tasks(w, cfg, self._veh_index, self._task_index)
+        generated, no_row = scheduler.generate_tasks(w, cfg)
         c.tasks_generated += generated
         scheduler.dispatch_waiting(w, lay, cfg)
 

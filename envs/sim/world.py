@@ -35,6 +35,7 @@ class World:
     key: np.ndarray  # uint64 episode key (from reset(seed))
     tick: np.ndarray  # uint64 ticks since reset
     time_s: np.ndarray  # float simulated time [s]
+    veh_spawned: np.ndarray  # uint64 vehicles that entered this episode (next serial)
     # --- nodes (B, N)
     node_up: np.ndarray  # bool, the truth
     view_up: np.ndarray  # bool, the controller's belief (heartbeats)
@@ -71,6 +72,7 @@ class World:
     veh_rate_mbps: np.ndarray  # access-link Shannon rate [Mbps]
     veh_serving: np.ndarray  # int: node hosting the vehicle's latest task (affinity)
     veh_tasks: np.ndarray  # int: live tasks owned (a row is reusable only at 0)
+    veh_serial: np.ndarray  # uint64: the vehicle's entry number this episode (its RNG index)
     # --- tasks (B, T)
     task_state: np.ndarray  # int8 FREE/QUEUED/RUNNING/ORPHANED
     task_vehicle: np.ndarray  # int vehicle row
@@ -112,6 +114,7 @@ def allocate(batch: int, n_nodes: int, n_vehicles: int, n_tasks: int) -> World:
         key=z(B, np.uint64),
         tick=z(B, np.uint64),
         time_s=z(B),
+        veh_spawned=z(B, np.uint64),
         node_up=z((B, N), bool, True),
         view_up=z((B, N), bool, True),
         last_heartbeat_s=z((B, N)),
@@ -145,6 +148,7 @@ def allocate(batch: int, n_nodes: int, n_vehicles: int, n_tasks: int) -> World:
         veh_rate_mbps=z((B, V)),
         veh_serving=z((B, V), np.int64, NO_NODE),
         veh_tasks=z((B, V), np.int64),
+        veh_serial=z((B, V), np.uint64),
         task_state=z((B, T), np.int8, FREE),
         task_vehicle=z((B, T), np.int64),
         task_service=z((B, T), np.int64),
