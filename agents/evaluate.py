@@ -290,12 +290,38 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, desc="episodes", unit="ep")
 
 
-def summarize(records: list[dict]) -> list[dict[str, Any]]:
-    """Per-policy summary rows, in first-appearance order."""
+def paired_delta(records: list[dict], policy: str, reference: str) -> tuple[float, float, float]:
+    """Mean per-seed return difference ``policy - reference`` with its 95 % bootstrap CI.
+
+    Every policy meets the same traffic on a seed (common random numbers), so
+    this paired difference is far tighter than comparing the two means' CIs.
+    """
+    ref = {r["seed"]: r["return"] for r in records if r["policy"] == reference}
+    diff = np.array(
+        [
+            r["return"] - ref[r["seed"]]
+            for r in records
+            if r["policy"] == policy and r["seed"] in ref
+        ]
+    )
+    if diff.size == 0:
+        raise ValueError(f"no common seeds between {policy!r} and {reference!r}")
+    lo, hi = bootstrap_ci(diff)
+    return float(diff.mean()), lo, hi
+
+
+def summarize(records: list[dict], reference: str | None = "noop") -> list[dict[str, Any]]:
+    """Per-policy summary rows, in first-appearance order.
+
+    With ``reference`` among the policies, each row also has the paired
+    return difference to it (``delta_*``, see :func:`paired_delta`).
+    """
     order: list[str] = []
     for r in records:
         if r["policy"] not in order:
             order.append(r["policy"])
+    if reference not in order:
+        reference = None
     rows = []
     for name in order:
         rs = [r for r in records if r["policy"] == name]
@@ -332,6 +358,16 @@ def summarize(records: list[dict]) -> list[dict[str, Any]]:
                 "mean_recovery_s": mean("mean_recovery_s"),
             }
         )
+        if reference is not None:
+            d, d_lo, d_hi = paired_delta(records, name, reference)
+            rows[-1].update(
+                {
+                    "paired_vs": reference,
+                    "delta_mean": d,
+                    "delta_ci_low": d_lo,
+                    "delta_ci_high": d_hi,
+                }
+            )
     return rows
 
 
@@ -343,9 +379,11 @@ def display_name(policy: str) -> str:
 
 def format_table(rows: list[dict[str, Any]], title: str = "") -> str:
     """A plain-text table (also valid Markdown)."""
+    paired = next((r["paired_vs"] for r in rows if "paired_vs" in r), None)
     header = [
         "policy",
         "return (95% CI)",
+        *([f"vs {paired}, paired (95% CI)"] if paired else []),
         "IQM",
         "done %",
         "missed %",
@@ -364,6 +402,11 @@ def format_table(rows: list[dict[str, Any]], title: str = "") -> str:
         cells = [
             r["policy"],
             f"{r['return_mean']:.1f} [{r['return_ci_low']:.1f}, {r['return_ci_high']:.1f}]",
+            *(
+                [f"{r['delta_mean']:+.1f} [{r['delta_ci_low']:+.1f}, {r['delta_ci_high']:+.1f}]"]
+                if paired
+                else []
+            ),
             f"{r['return_iqm']:.1f}",
             f"{100 * r['completed_rate']:.1f}",
             f"{100 * r['missed_rate']:.1f}",

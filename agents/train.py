@@ -423,7 +423,14 @@ def _eval_callback(
 
 
 def final_evaluation(args: Args, env_kwargs: dict[str, Any], run_dir: Path) -> None:
-    from .evaluate import MODEL_PREFIX, evaluate, format_table, resolve_policies, write_results
+    from .evaluate import (
+        MODEL_PREFIX,
+        evaluate,
+        format_table,
+        paired_delta,
+        resolve_policies,
+        write_results,
+    )
 
     model_path = run_dir / "best_model.zip"
     if not model_path.is_file():
@@ -478,6 +485,11 @@ def final_evaluation(args: Args, env_kwargs: dict[str, Any], run_dir: Path) -> N
             f"\nagent {agent['return_mean']:.1f} vs best baseline {best_base['policy']} "
             f"{best_base['return_mean']:.1f}: {verdict} it (95% CIs "
             f"{'do not overlap' if ahead else 'overlap or agent behind'})"
+        )
+        d, lo, hi = paired_delta(records, policies[0], best_base["policy"])
+        print(
+            f"paired on the same seeds: agent - {best_base['policy']} = "
+            f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}] (95% CI)"
         )
     print(f"results in {out}")
 

@@ -294,3 +294,23 @@ def test_cli_bad_arguments_exit_with_message(argv, message, tmp_path):
             ]
         )
     assert message in str(exc.value)
+
+
+def test_paired_delta_hand_values():
+    """Per-seed differences to the reference: [2, 5, -1] -> mean 2, CI within [-1, 5]."""
+    records = [_record("noop", s, r) for s, r in enumerate([10.0, 20.0, 30.0])]
+    records += [_record("A", s, r) for s, r in [(2, 29.0), (0, 12.0), (1, 25.0)]]  # any order
+    mean, lo, hi = ev.paired_delta(records, "A", "noop")
+    assert mean == pytest.approx(2.0)
+    assert -1.0 <= lo <= 2.0 <= hi <= 5.0
+    rows = {r["policy"]: r for r in ev.summarize(records)}
+    assert rows["A"]["paired_vs"] == "noop" and rows["A"]["delta_mean"] == pytest.approx(2.0)
+    assert rows["noop"]["delta_mean"] == 0.0 and rows["noop"]["delta_ci_high"] == 0.0
+    assert "vs noop, paired (95% CI)" in ev.format_table(list(rows.values()))
+    assert "+2.0 [" in ev.format_table(list(rows.values()))
+    # without the reference among the policies: no paired column
+    only_a = ev.summarize([r for r in records if r["policy"] == "A"])
+    assert "paired_vs" not in only_a[0]
+    assert "paired" not in ev.format_table(only_a)
+    with pytest.raises(ValueError, match="no common seeds"):
+        ev.paired_delta([*records, _record("B", 9, 1.0)], "B", "noop")

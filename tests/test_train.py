@@ -121,9 +121,11 @@ def check_valid_action(model, algo: str, obs_mode: str = "flat") -> None:
 
 
 @pytest.mark.parametrize("algo", ["ppo", "a2c", "maskable_ppo"])
-def test_tiny_run_writes_model_and_results(tmp_path, algo):
+def test_tiny_run_writes_model_and_results(tmp_path, algo, capsys):
     runs = tmp_path / "runs"
     run = run_cli(tiny_argv(algo, runs, seed=3, eval_freq=64), runs)
+    printed = capsys.readouterr().out
+    assert "too few for confidence intervals, no verdict" in printed  # one eval episode
     assert re.fullmatch(rf"{SMALL}__{algo}__3__\d{{8}}-\d{{6}}", run.name)
 
     config = yaml.safe_load((run / "config.yml").read_text())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arrays import gather
 from .config import ScenarioConfig
 from .layout import Layout
 from .world import RUNNING, World
@@ -43,14 +44,14 @@ def task_latency_ms(
     r = cfg.radio
     host = np.maximum(world.task_host, 0)
     veh = world.task_vehicle
-    access = np.take_along_axis(world.veh_access, veh, axis=1)
-    rate = np.take_along_axis(world.veh_rate_mbps, veh, axis=1)
-    attached = (access >= 0) & np.take_along_axis(world.veh_active, veh, axis=1)
+    access = gather(world.veh_access, veh)
+    rate = gather(world.veh_rate_mbps, veh)
+    attached = (access >= 0) & gather(world.veh_active, veh)
     hops = layout.hops[np.maximum(access, 0), host]
     radio_ms = 1000.0 * 8.0 * r.request_mb / np.maximum(rate, 1e-9)
     backhaul_ms = hops * per_hop_ms(cfg)
     network_ms = np.where(attached, radio_ms + backhaul_ms, r.out_of_coverage_ms)
-    task_share = np.take_along_axis(share, host, axis=1)
+    task_share = gather(share, host)
     compute_ms = 1000.0 * r.compute_request_gcycles * 1e9 / task_share
     return np.where(running, network_ms + compute_ms, 0.0)
 
@@ -58,13 +59,13 @@ def task_latency_ms(
 def progress(world: World, layout: Layout, cfg: ScenarioConfig, blocked_s: np.ndarray):
     """Advance running tasks on live hosts. Returns (serving mask, latency_ms)."""
     host = np.maximum(world.task_host, 0)
-    host_up = np.take_along_axis(world.node_up, host, axis=1)
+    host_up = gather(world.node_up, host)
     serving = (world.task_state == RUNNING) & host_up
     share = host_share_hz(world, layout)
     t0 = world.time_s[:, None]
     t_eff = np.clip(t0 + cfg.dt_s - np.maximum(t0, world.task_ready_s), 0.0, cfg.dt_s)
     t_eff = np.maximum(t_eff - blocked_s, 0.0)
-    gain = np.take_along_axis(share, host, axis=1) * t_eff
+    gain = gather(share, host) * t_eff
     world.task_done += np.where(serving, gain, 0.0)
     latency = task_latency_ms(world, layout, cfg, serving, share)
     world.task_latency_ms[:] = latency

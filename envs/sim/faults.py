@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ledger
+from .arrays import gather
 from .config import ScenarioConfig
 from .layout import Layout
 from .rng import Stream, uniform
@@ -62,7 +63,7 @@ def fail_and_repair(
 
     # Tasks on the hosts that just died stop at once.
     host = np.maximum(world.task_host, 0)
-    dead = np.take_along_axis(failed, host, axis=1) & (world.task_state == RUNNING)
+    dead = gather(failed, host) & (world.task_state == RUNNING)
     world.task_interrupted_s[dead] = np.broadcast_to(now, dead.shape)[dead]
     B, N = world.node_up.shape
     e, t = np.nonzero(dead)
@@ -96,7 +97,7 @@ def heartbeats_and_detection(world: World, layout: Layout, cfg: ScenarioConfig) 
     declared = world.view_up & silent
     if declared.any():
         host = np.maximum(world.task_host, 0)
-        lost = np.take_along_axis(declared, host, axis=1) & (world.task_host >= 0)
+        lost = gather(declared, host) & (world.task_host >= 0)
         e, t = np.nonzero(lost)
         ledger.release(world, e, t)
         world.task_state[e, t] = ORPHANED

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import formulas, ledger
+from .arrays import gather
 from .config import ScenarioConfig
 from .layout import Layout
 from .rng import Stream, uniform
@@ -71,7 +72,7 @@ def candidate_source(world: World) -> tuple[np.ndarray, np.ndarray]:
     that would be a failover. Migratable: running, not migrating, on a node believed up.
     Failover-able: orphaned (its origin node was declared down)."""
     host = world.task_host
-    on_up = np.take_along_axis(world.view_up, np.maximum(host, 0), axis=1)
+    on_up = gather(world.view_up, np.maximum(host, 0))
     movable = (world.task_state == RUNNING) & (world.task_mig_target < 0) & on_up
     orphan = world.task_state == ORPHANED
     source = np.where(movable, host, np.where(orphan, world.task_origin, -1))
@@ -129,8 +130,8 @@ def apply_decisions(
     code, urgency, _ = node_triggers(world, layout, cfg)
     source, orphan = candidate_source(world)
     src0 = np.maximum(source, 0)
-    tgt = np.take_along_axis(target_of, src0, axis=1)
-    cand = (source >= 0) & np.take_along_axis(go, src0, axis=1)
+    tgt = gather(target_of, src0)
+    cand = (source >= 0) & gather(go, src0)
     cand &= layout.capability[np.maximum(tgt, 0), world.task_service]
     env, task = np.nonzero(cand)
     src, tgt = source[env, task], tgt[env, task]
@@ -180,7 +181,7 @@ def _start_migrations(world, layout, cfg, env, task, src, tgt, code, urgency):
     dist = layout.distance_m[n_idx, t0]
     delay = formulas.migration_delay_s(state_mb, hops, mc, cfg.radio.hop_latency_ms)
     _, _, switch = formulas.phase_durations_s(delay, mc)
-    target_load = np.take_along_axis(world.view_load, t0, axis=1)
+    target_load = gather(world.view_load, t0)
     p = formulas.success_probability(dist, target_load, urgency, mc)
     cost = formulas.migration_cost(state_mb, delay, mc)
     trig = np.where(code == Trigger.NONE, Trigger.POLICY, code)
@@ -257,7 +258,7 @@ def cancel_broken(world: World, cooldown_s: float) -> np.ndarray:
     """Migrations whose source or target is down end CANCELLED (rollback, then the
     source's cooldown starts, as after any migration). (B, N) mask."""
     t0 = np.maximum(world.mig_target, 0)
-    target_up = np.take_along_axis(world.node_up, t0, axis=1)
+    target_up = gather(world.node_up, t0)
     broken = world.mig_active & ~(world.node_up & target_up)
     if broken.any():
         _end(world, broken)
@@ -277,20 +278,20 @@ def due_outcomes(world: World, cfg: ScenarioConfig, node_index: np.ndarray):
 def switch_blocked_s(world: World, success: np.ndarray) -> np.ndarray:
     """Per task, the switch downtime it suffers this tick (for the compute step), (B, T)."""
     host = np.maximum(world.task_host, 0)
-    moving = (world.task_mig_target >= 0) & np.take_along_axis(success, host, axis=1)
-    return np.where(moving, np.take_along_axis(world.mig_downtime_s, host, axis=1), 0.0)
+    moving = (world.task_mig_target >= 0) & gather(success, host)
+    return np.where(moving, gather(world.mig_downtime_s, host), 0.0)
 
 
 def finish(world: World, cfg: ScenarioConfig, due: np.ndarray, success: np.ndarray):
     """Commit successful migrations, roll back failed ones, start cooldowns."""
     host = np.maximum(world.task_host, 0)
     migrating = world.task_mig_target >= 0
-    moving = migrating & np.take_along_axis(success, host, axis=1)
+    moving = migrating & gather(success, host)
     e, t = np.nonzero(moving)
     veh = world.task_vehicle[e, t]
     ledger.commit_move(world, e, t)
     world.veh_serving[e, veh] = world.task_host[e, t]
-    failing = migrating & np.take_along_axis(due & ~success, host, axis=1)
+    failing = migrating & gather(due & ~success, host)
     e, t = np.nonzero(failing)
     ledger.unreserve(world, e, t)
     moved = np.zeros_like(world.slots_used)
@@ -305,7 +306,7 @@ def finish(world: World, cfg: ScenarioConfig, due: np.ndarray, success: np.ndarr
 def _end(world: World, which: np.ndarray) -> None:
     """Close the migrations in ``which`` (B, N): release what is still reserved."""
     host = np.maximum(world.task_host, 0)
-    still = (world.task_mig_target >= 0) & np.take_along_axis(which, host, axis=1)
+    still = (world.task_mig_target >= 0) & gather(which, host)
     e, t = np.nonzero(still)
     ledger.unreserve(world, e, t)
     world.mig_active &= ~which

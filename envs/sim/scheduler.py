@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ledger
+from .arrays import gather
 from .config import ScenarioConfig
 from .layout import Layout
 from .rng import Stream, poisson_from_uniform, uniform
@@ -191,6 +192,6 @@ def checkpoint_replicas(world: World, cfg: ScenarioConfig) -> None:
         return
     B, T = world.task_state.shape
     host = np.maximum(world.task_host, 0)
-    host_up = np.take_along_axis(world.node_up, host, axis=1)
+    host_up = gather(world.node_up, host)
     sync = due[:, None] & (world.task_state == RUNNING) & host_up & (world.task_backup >= 0)
     world.task_replica[sync] = world.task_done[sync]

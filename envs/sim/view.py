@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .arrays import gather
 from .layout import Layout
 from .migration import mobility_features, node_triggers
 from .simulator import Simulator
@@ -68,8 +69,8 @@ def controller_view(sim: Simulator) -> ControllerView:
     away, hops = mobility_features(w, lay)
     e, v = np.nonzero(w.veh_active & (w.veh_access >= 0))
     attached = np.bincount(e * N + w.veh_access[e, v], minlength=B * N).reshape(B, N)
-    access = np.take_along_axis(w.veh_access, w.task_vehicle, axis=1)
-    present = np.take_along_axis(w.veh_active, w.task_vehicle, axis=1)
+    access = gather(w.veh_access, w.task_vehicle)
+    present = gather(w.veh_active, w.task_vehicle)
     view = ControllerView(
         time_s=w.time_s.copy(),
         layout=lay,
