@@ -280,3 +280,9 @@ def test_contract_defaults():
     cfg = ScenarioConfig()
     assert cfg.dt_s == 1.0
     assert cfg.horizon == 300
+
+
+def test_task_rate_beyond_what_the_arrival_draw_supports_is_rejected():
+    with pytest.raises(ConfigError, match=r"tasks.rate_per_vehicle_hz \* dt_s must be at most 0.5"):
+        load_scenario("small", {"tasks.rate_per_vehicle_hz": 0.6})
+    load_scenario("small", {"tasks.rate_per_vehicle_hz": 0.5})  # the boundary is allowed

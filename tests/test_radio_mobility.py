@@ -227,14 +227,16 @@ def test_an_entering_vehicle_is_the_same_whichever_row_it_gets():
     assert len(set(a.veh_speed[0, ra].tolist())) == 3  # three different vehicles
 
 
-def test_arrivals_are_poisson_with_configured_rate():
-    cfg = load_scenario("small", {"vehicles.arrival_rate_hz": 0.8})
+@pytest.mark.parametrize("rate", [0.8, 120.0])
+def test_arrivals_are_poisson_with_configured_rate(rate):
+    """Mean and variance equal the rate, also far beyond the old fixed cut-off of 16."""
+    cfg = load_scenario("small", {"vehicles.arrival_rate_hz": rate})
     w = allocate(20_000, 4, 1, 1)
     w.key[:] = [key_from_seed(s) for s in range(20_000)]
     counts = mobility.arrivals(w, cfg)
     assert counts.shape == (20_000,)
-    assert counts.mean() == pytest.approx(0.8, abs=0.03)
-    assert counts.var() == pytest.approx(0.8, abs=0.05)
+    assert counts.mean() == pytest.approx(rate, rel=0.04)
+    assert counts.var() == pytest.approx(rate, rel=0.07)
 
 
 def test_vehicles_stay_on_roads_and_attach_to_covering_up_nodes():

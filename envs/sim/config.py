@@ -326,6 +326,11 @@ def _check_consistency(cfg: ScenarioConfig) -> None:
             "vehicles.speed_max_mps * dt_s must be below map.block_m "
             "(a vehicle crosses at most one intersection per tick)"
         )
+    if cfg.tasks.rate_per_vehicle_hz * cfg.dt_s > 0.5:
+        raise ConfigError(
+            "tasks.rate_per_vehicle_hz * dt_s must be at most 0.5 (arrivals per vehicle and "
+            f"tick are drawn up to 4), got {cfg.tasks.rate_per_vehicle_hz * cfg.dt_s:g}"
+        )
     if cfg.vehicles.initial_vehicles > cfg.vehicles.max_vehicles:
         raise ConfigError("vehicles.initial_vehicles must not exceed vehicles.max_vehicles")
     phases = cfg.migration.prepare_fraction + cfg.migration.sync_fraction
