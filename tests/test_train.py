@@ -159,6 +159,8 @@ def test_tiny_run_writes_model_and_results(tmp_path, algo, capsys):
     assert all(int(r["length"]) == HORIZON for r in rows)  # the horizon override reached eval
     assert all(np.isfinite(float(r["return"])) for r in rows)
     assert (run / "eval" / "table.md").read_text().count("| agent (") == 1
+    for png in ("comparison.png", "learning_curve.png"):  # the training plots
+        assert (run / "eval" / png).stat().st_size > 5_000, png
 
 
 def test_node_set_extractor_from_hyperparams(tmp_path):
