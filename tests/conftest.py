@@ -1,4 +1,4 @@
-"""Shared fixtures for the simulation-core tests."""
+"""Shared fixtures: the simulation core's configs and layouts, world comparison, torch threads."""
 
 from __future__ import annotations
 
@@ -21,6 +21,16 @@ def small_cfg() -> ScenarioConfig:
 @pytest.fixture(scope="session")
 def small_layout(small_cfg: ScenarioConfig) -> Layout:
     return build_layout(small_cfg)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch with one thread: on 2 cores its default of 2 stalls SB3 at times."""
+    torch = pytest.importorskip("torch")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture

@@ -21,12 +21,7 @@ CITY = "RoadEdge-v0"
 ATOL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 def collect(env_id: str, steps: int = 6, seed: int = 0, **kwargs) -> tuple[gym.Space, dict]:

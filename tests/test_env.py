@@ -629,15 +629,6 @@ def test_unwrapped_env_truncates_at_configured_horizon():
 # --------------------------------------------------------------------------- RL smoke tests
 
 
-@pytest.fixture
-def one_torch_thread():
-    torch = pytest.importorskip("torch")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 class CountSteps(gym.Wrapper):
     """Counts steps and the invalid choices reported in ``info["invalid"]``."""
 

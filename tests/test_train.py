@@ -37,12 +37,7 @@ TINY_HP = {
 ALGO_CLASS = {"ppo": "PPO", "a2c": "A2C", "maskable_ppo": "MaskablePPO"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 def tiny_argv(

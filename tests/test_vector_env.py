@@ -326,15 +326,6 @@ def test_make_vec_max_episode_steps_truncates_early():
 # --------------------------------------------------------------------------- SB3 adapter
 
 
-@pytest.fixture
-def one_torch_thread():
-    torch = pytest.importorskip("torch")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_sb3_adapter_shapes_masks_and_episode_infos():
     """Array shapes, ``env_method("action_masks")``, and on each episode end a
     ``terminal_observation`` and Monitor-style ``episode`` whose return is the sum of
