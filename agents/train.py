@@ -28,7 +28,14 @@ import yaml
 
 ALGOS = ("ppo", "a2c", "maskable_ppo")
 HYPERPARAM_DIR = Path(__file__).resolve().parent / "hyperparams"
-TRAINING_KEYS = ("n_timesteps", "n_envs", "policy", "obs_mode", "normalize_reward")
+TRAINING_KEYS = (
+    "n_timesteps",
+    "n_envs",
+    "policy",
+    "obs_mode",
+    "normalize_reward",
+    "noop_logit_bias",
+)
 DEFAULT_BASELINES = (
     "noop",
     "threshold",
@@ -180,6 +187,28 @@ def make_vec_env(
     if normalize_reward:
         venv = VecNormalize(venv, norm_obs=False, norm_reward=True)
     return venv
+
+
+def bias_noop_logits(model, bias: float) -> None:
+    """Add ``bias`` to the initial logit of choice 0 ("do nothing") of every node.
+
+    A fresh policy picks uniformly among N + 1 choices per node, so it starts by
+    migrating nearly everything every tick, which costs far more than doing
+    nothing; a positive bias starts it near the ``noop`` baseline instead and
+    lets it explore migrations and failovers from there. ``hyperparams``:
+    ``noop_logit_bias`` (0 = SB3's default initialisation).
+    """
+    if bias == 0.0:
+        return
+    import torch
+    from gymnasium import spaces
+
+    space = model.action_space
+    if not isinstance(space, spaces.MultiDiscrete):
+        raise ValueError(f"noop_logit_bias needs a MultiDiscrete action space, got {space}")
+    starts = np.concatenate([[0], np.cumsum(space.nvec)[:-1]])
+    with torch.no_grad():
+        model.policy.action_net.bias[torch.as_tensor(starts)] += bias
 
 
 def resolve_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> dict[str, Any]:
@@ -346,6 +375,7 @@ def train(args: Args) -> Path:
             tensorboard_log=str(run_dir / "tb"),
             **model_kwargs,
         )
+        bias_noop_logits(model, float(hp.get("noop_logit_bias", 0.0)))
 
     callbacks = [make_metrics_callback()]
     if args.checkpoint_freq > 0:

@@ -246,3 +246,35 @@ def test_same_seed_same_parameters_other_seed_differs(tmp_path):
     same = [k for k in a if torch.equal(a[k], b[k])]
     assert same == list(a), f"same seed, different tensors: {set(a) - set(same)}"
     assert any(not torch.equal(a[k], c[k]) for k in a), "seeds 0 and 1 gave identical models"
+
+
+@pytest.mark.parametrize("algo", ["ppo", "maskable_ppo"])
+def test_noop_logit_bias_starts_the_policy_near_noop(tmp_path, algo):
+    """``noop_logit_bias`` raises choice 0 of every node's head by that much at init;
+    with a large bias the fresh policy's greedy action is to do nothing everywhere."""
+    import gymnasium as gym
+
+    env = gym.make(SMALL)
+    model = tr.algo_class(algo)("MlpPolicy", env, seed=0, device="cpu", n_steps=32, batch_size=32)
+    before = model.policy.action_net.bias.detach().clone()
+    tr.bias_noop_logits(model, 6.0)
+    after = model.policy.action_net.bias.detach()
+    n = env.action_space.nvec
+    starts = np.concatenate([[0], np.cumsum(n)[:-1]])
+    delta = (after - before).numpy()
+    np.testing.assert_allclose(delta[starts], 6.0)
+    assert np.count_nonzero(delta) == len(n)  # only the "do nothing" logits moved
+    obs, _ = env.reset(seed=1)
+    action, _ = model.predict(obs, deterministic=True)
+    assert not np.any(action)
+    tr.bias_noop_logits(model, 0.0)  # 0 leaves the initialisation alone
+    np.testing.assert_array_equal(model.policy.action_net.bias.detach(), after)
+
+
+def test_noop_logit_bias_from_hyperparams_is_recorded_not_passed_to_sb3(tmp_path):
+    """An unknown keyword would make the SB3 constructor raise; the run records it."""
+    runs = tmp_path / "runs"
+    argv = tiny_argv("ppo", runs, seed=1, extra_hp=("noop_logit_bias=4.0",))
+    run = run_cli(argv, runs)
+    config = yaml.safe_load((run / "config.yml").read_text())
+    assert config["hyperparams"]["noop_logit_bias"] == 4.0
