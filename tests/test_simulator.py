@@ -655,6 +655,19 @@ def _failover_opportunity(need_dead_target):
     return cond
 
 
+def _orphans_for(sim, n, m):
+    """Orphans of node ``n`` that node ``m`` can run, and how many one failover moves
+    (at most 3 per decision, and no more than ``m``'s free slots)."""
+    w = sim.world
+    orphans = np.flatnonzero(
+        (w.task_state[0] == ORPHANED)
+        & (w.task_origin[0] == n)
+        & sim.layout.capability[m, w.task_service[0]]
+    )
+    free = ledger.free_slots(w, sim.layout)[0, m]
+    return orphans, min(3, orphans.size, free)
+
+
 def test_failover_moves_orphans_to_a_live_node():
     sim = make_sim("small", FAST_FAULTS, seeds=(0,))
     found = run_until(sim, _failover_opportunity(need_dead_target=False), 200)
@@ -662,13 +675,7 @@ def test_failover_moves_orphans_to_a_live_node():
     n, m = found
     w = sim.world
     assert not w.view_up[0, n] and w.view_up[0, m] and w.node_up[0, m]
-    orphans = np.flatnonzero(
-        (w.task_state[0] == ORPHANED)
-        & (w.task_origin[0] == n)
-        & sim.layout.capability[m, w.task_service[0]]
-    )
-    free = ledger.free_slots(w, sim.layout)[0, m]
-    expected = min(3, orphans.size, free)
+    orphans, expected = _orphans_for(sim, n, m)
     prio_before = w.task_priority[0, orphans].copy()
     actions = noop(sim)
     actions[0, n] = m + 1
@@ -703,13 +710,7 @@ def test_failover_onto_a_dead_node_counts_an_attempt_then_drops():
     n, m = found
     w = sim.world
     assert w.view_up[0, m] and not w.node_up[0, m]
-    orphans = np.flatnonzero(
-        (w.task_state[0] == ORPHANED)
-        & (w.task_origin[0] == n)
-        & sim.layout.capability[m, w.task_service[0]]
-    )
-    free = ledger.free_slots(w, sim.layout)[0, m]
-    expected = min(3, orphans.size, free)
+    orphans, expected = _orphans_for(sim, n, m)
     dropped_before = sim.metrics()["tasks_dropped"][0]
     actions = noop(sim)
     actions[0, n] = m + 1
