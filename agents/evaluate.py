@@ -115,22 +115,32 @@ def _model_obs_mode(model: Any) -> str:
     return "dict" if isinstance(model.observation_space, spaces.Dict) else "flat"
 
 
-def run_episode(job: EvalJob) -> dict[str, Any]:
-    """Run one episode; returns a flat record (policy, seed, return, length, metrics)."""
-    kwargs = dict(job.env_kwargs)
-    if job.policy.startswith(MODEL_PREFIX):
+def _policy_and_env(policy: str, env_kwargs: dict[str, Any], make_env, seed):
+    """Build the env with ``make_env(kwargs)`` and the policy that acts in it.
+
+    A model (``model:<path>``) fixes the observation mode it was trained with;
+    a baseline gets ``seed`` for its own generator (one per row when batched).
+    """
+    kwargs = dict(env_kwargs)
+    if policy.startswith(MODEL_PREFIX):
         import torch
 
         torch.set_num_threads(1)
-        model = load_model(job.policy[len(MODEL_PREFIX) :])
+        model = load_model(policy[len(MODEL_PREFIX) :])
         kwargs.setdefault("obs_mode", _model_obs_mode(model))
-        env = _make_env(job.env_id, kwargs)
-        policy: Any = ModelPolicy(model, env)
-    else:
-        from roadedge.baselines import make_policy
+        env = make_env(kwargs)
+        return ModelPolicy(model, env), env
+    from roadedge.baselines import make_policy
 
-        env = _make_env(job.env_id, kwargs)
-        policy = make_policy(job.policy, env, seed=job.seed)
+    env = make_env(kwargs)
+    return make_policy(policy, env, seed=seed), env
+
+
+def run_episode(job: EvalJob) -> dict[str, Any]:
+    """Run one episode; returns a flat record (policy, seed, return, length, metrics)."""
+    policy, env = _policy_and_env(
+        job.policy, job.env_kwargs, lambda kw: _make_env(job.env_id, kw), job.seed
+    )
     obs, info = env.reset(seed=job.seed)
     total, steps, done = 0.0, 0, False
     terms_sum: dict[str, float] = {}
@@ -177,31 +187,17 @@ def run_batch(job: BatchJob) -> list[dict[str, Any]]:
     from roadedge.envs.vector_env import RoadEdgeVectorEnv
 
     spec = gym.spec(job.env_id)
-    kwargs = {**spec.kwargs, **job.env_kwargs}
     K = len(job.seeds)
-    if job.policy.startswith(MODEL_PREFIX):
-        import torch
 
-        torch.set_num_threads(1)
-        model = load_model(job.policy[len(MODEL_PREFIX) :])
-        kwargs.setdefault("obs_mode", _model_obs_mode(model))
-        env = RoadEdgeVectorEnv(
+    def make_env(kwargs):
+        return RoadEdgeVectorEnv(
             K,
             autoreset_mode=AutoresetMode.SAME_STEP,
             max_episode_steps=spec.max_episode_steps,
-            **kwargs,
+            **{**spec.kwargs, **kwargs},
         )
-        policy: Any = ModelPolicy(model, env)
-    else:
-        from roadedge.baselines import make_policy
 
-        env = RoadEdgeVectorEnv(
-            K,
-            autoreset_mode=AutoresetMode.SAME_STEP,
-            max_episode_steps=spec.max_episode_steps,
-            **kwargs,
-        )
-        policy = make_policy(job.policy, env, seed=list(job.seeds))
+    policy, env = _policy_and_env(job.policy, job.env_kwargs, make_env, list(job.seeds))
     obs, _ = env.reset(seed=list(job.seeds))
     returns, lengths = np.zeros(K), np.zeros(K, dtype=np.int64)
     terms_sum: dict[str, np.ndarray] = {}
@@ -234,42 +230,35 @@ def run_batch(job: BatchJob) -> list[dict[str, Any]]:
     return [r for r in records if r is not None]
 
 
+def _run_all(fn, jobs: Sequence, sizes: Sequence[int], workers: int, progress: bool) -> list:
+    """``fn(job)`` for every job, in order, serially or in ``workers`` processes; the
+    progress bar advances ``sizes[i]`` episodes when job ``i`` finishes."""
+    bar = _progress(sum(sizes), progress)
+    outputs: list = []
+    try:
+        if workers <= 1:
+            for job, size in zip(jobs, sizes, strict=True):
+                outputs.append(fn(job))
+                bar.update(size)
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for out, size in zip(pool.map(fn, jobs), sizes, strict=True):
+                    outputs.append(out)
+                    bar.update(size)
+    finally:
+        bar.close()
+    return outputs
+
+
 def run_batches(jobs: Sequence[BatchJob], workers: int = 1, progress: bool = True) -> list[dict]:
     """Run every batch job (one per policy), in ``workers`` processes if asked."""
-    bar = _progress(sum(len(j.seeds) for j in jobs), progress)
-    results: list[dict] = []
-    if workers <= 1:
-        outputs: Any = map(run_batch, jobs)
-        pool = None
-    else:
-        pool = ProcessPoolExecutor(max_workers=workers)
-        outputs = pool.map(run_batch, jobs)
-    try:
-        for job, records in zip(jobs, outputs, strict=True):
-            results.extend(records)
-            bar.update(len(job.seeds))
-    finally:
-        if pool is not None:
-            pool.shutdown()
-        bar.close()
-    return results
+    outputs = _run_all(run_batch, jobs, [len(j.seeds) for j in jobs], workers, progress)
+    return [record for records in outputs for record in records]
 
 
 def run_jobs(jobs: Sequence[EvalJob], workers: int = 1, progress: bool = True) -> list[dict]:
     """Run every job, serially or in ``workers`` processes; results in job order."""
-    bar = _progress(len(jobs), progress)
-    results: list[dict] = []
-    if workers <= 1:
-        for job in jobs:
-            results.append(run_episode(job))
-            bar.update(1)
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for record in pool.map(run_episode, jobs):
-                results.append(record)
-                bar.update(1)
-    bar.close()
-    return results
+    return _run_all(run_episode, jobs, [1] * len(jobs), workers, progress)
 
 
 def _progress(total: int, enabled: bool):
@@ -504,14 +493,15 @@ def _check_policy_name(name: str) -> None:
         raise SystemExit(f"{exc}; see --list") from None
 
 
-def parse_env_kwargs(items: Sequence[str]) -> dict[str, Any]:
-    """``key=value`` pairs (values parsed as YAML: numbers, bools, dicts)."""
+def parse_pairs(items: Sequence[str], flag: str) -> dict[str, Any]:
+    """``key=value`` command-line pairs (values parsed as YAML: numbers, bools, dicts);
+    ``flag`` names the option in the error. Shared by roadedge-eval and train.py."""
     import yaml
 
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise SystemExit(f"--env-kwargs expects key=value, got {item!r}")
+            raise SystemExit(f"{flag} expects key=value, got {item!r}")
         key, value = item.split("=", 1)
         out[key.strip()] = yaml.safe_load(value)
     return out
@@ -564,7 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("--episodes must be at least 1")
     if args.workers < 1:
         raise SystemExit("--workers must be at least 1")
-    env_kwargs = parse_env_kwargs(args.env_kwargs)
+    env_kwargs = parse_pairs(args.env_kwargs, "--env-kwargs")
     if args.scenario:
         env_kwargs["scenario"] = args.scenario
     policies = resolve_policies(args.policies, args.model)

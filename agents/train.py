@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from .evaluate import parse_pairs
+
 ALGOS = ("ppo", "a2c", "maskable_ppo")
 HYPERPARAM_DIR = Path(__file__).resolve().parent / "hyperparams"
 TRAINING_KEYS = (
@@ -143,16 +145,6 @@ def parse_args(argv: Sequence[str] | None = None) -> Args:
     if args.eval_episodes < 1:
         raise SystemExit("--eval-episodes must be at least 1")
     return args
-
-
-def parse_pairs(items: Sequence[str], flag: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise SystemExit(f"{flag} expects KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
 
 
 def load_hyperparams(algo: str, env_id: str, path: str | None) -> dict[str, Any]:
