@@ -184,7 +184,16 @@ class NodeSetExtractor(BaseFeaturesExtractor):
             nn.ReLU(),
         )
 
-    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+    def encode_nodes(
+        self, observations: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-node embeddings before pooling.
+
+        Returns ``(h, mask, g)``: ``h`` (B, N, E), zero on masked rows; the
+        (B, N) bool mask that was applied; ``g`` (B, global_dim), the
+        embedding of the global features. :meth:`forward` pools them; the
+        pointer policy (``pointer.py``) reads ``h`` per node.
+        """
         nodes = observations["nodes"]
         mask = observations["node_mask"] > 0.5  # (B, N) bool
         if not self.use_mask:
@@ -207,9 +216,16 @@ class NodeSetExtractor(BaseFeaturesExtractor):
             h = self.norm1(h + self.attention(h, mask, distances))
             h = self.norm2(h + self.ff(h))
         h = torch.where(keep, h, torch.zeros_like(h))
+        return h, mask, self.global_mlp(observations["globals"])
+
+    def pool(self, h: torch.Tensor, mask: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """Masked mean + max over the nodes, with the global embedding, to ``features_dim``."""
+        keep = mask[..., None]
         count = mask.sum(-1, keepdim=True)  # (B, 1)
         mean = h.sum(1) / count.clamp(min=1)
         hmax = torch.where(keep, h, torch.full_like(h, -math.inf)).amax(1)
         hmax = torch.where(count > 0, hmax, torch.zeros_like(hmax))  # no node up: zeros
-        g = self.global_mlp(observations["globals"])
         return self.head(torch.cat([mean, hmax, g], dim=-1))
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.pool(*self.encode_nodes(observations))

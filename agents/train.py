@@ -200,7 +200,11 @@ def bias_noop_logits(model, bias: float) -> None:
         raise ValueError(f"noop_logit_bias needs a MultiDiscrete action space, got {space}")
     starts = np.concatenate([[0], np.cumsum(space.nvec)[:-1]])
     with torch.no_grad():
-        model.policy.action_net.bias[torch.as_tensor(starts)] += bias
+        head = model.policy.action_net
+        if hasattr(head, "noop_bias"):  # the pointer head has one shared "do nothing" offset
+            head.noop_bias += bias
+        else:
+            head.bias[torch.as_tensor(starts)] += bias
 
 
 def resolve_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> dict[str, Any]:
@@ -222,6 +226,29 @@ def resolve_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> dict[str, Any
             )
         out["features_extractor_class"] = known[name]
     return out
+
+
+def resolve_policy(name: str, algo: str, env_kwargs: dict[str, Any]):
+    """The ``policy`` hyperparameter made what SB3 takes: a stock name or a class.
+
+    ``MlpPolicy`` becomes ``MultiInputPolicy`` for ``obs_mode: dict``;
+    ``NodePointerPolicy`` (per-node action head, dict observations only) is
+    the class for PPO / A2C and its maskable twin for MaskablePPO.
+    """
+    dict_obs = env_kwargs.get("obs_mode") == "dict"
+    if name == "NodePointerPolicy":
+        if not dict_obs:
+            raise ValueError("policy NodePointerPolicy needs obs_mode: dict")
+        from .pointer import MaskableNodePointerPolicy, NodePointerPolicy
+
+        return MaskableNodePointerPolicy if algo == "maskable_ppo" else NodePointerPolicy
+    if name == "MlpPolicy" and dict_obs:
+        return "MultiInputPolicy"
+    if name not in ("MlpPolicy", "MultiInputPolicy"):
+        raise ValueError(
+            f"unknown policy {name!r}; known: MlpPolicy, MultiInputPolicy, NodePointerPolicy"
+        )
+    return name
 
 
 def algo_class(algo: str):
@@ -340,9 +367,7 @@ def train(args: Args) -> Path:
     model_kwargs = {k: v for k, v in hp.items() if k not in TRAINING_KEYS}
     if "policy_kwargs" in model_kwargs:
         model_kwargs["policy_kwargs"] = resolve_policy_kwargs(model_kwargs["policy_kwargs"])
-    policy = hp.get("policy", "MlpPolicy")
-    if env_kwargs.get("obs_mode") == "dict" and policy == "MlpPolicy":
-        policy = "MultiInputPolicy"
+    policy = resolve_policy(hp.get("policy", "MlpPolicy"), args.algo, env_kwargs)
 
     venv = make_vec_env(args.env, n_envs, args.seed, env_kwargs, normalize)
     cls = algo_class(args.algo)
