@@ -147,6 +147,11 @@ class _PointerMixin:
             )
         self.value_hidden = tuple(kwargs.pop("value_net_arch", (128,)))
         kwargs.setdefault("features_extractor_class", NodeEmbeddingExtractor)
+        if kwargs.get("net_arch") is not None:
+            raise ValueError(
+                "NodePointerPolicy builds its own heads: pass value_net_arch (value MLP widths) "
+                "and features_extractor_kwargs, not net_arch"
+            )
         kwargs["net_arch"] = {"pi": [], "vf": []}
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 

@@ -163,6 +163,16 @@ def test_rejects_flat_observations_and_other_action_spaces():
             NodePointerPolicy(env.observation_space, gym.spaces.MultiDiscrete(bad), lambda _: 3e-4)
 
 
+def test_net_arch_is_refused_value_net_arch_is_used():
+    env = gym.make(SMALL, obs_mode="dict")
+    space, act = env.observation_space, env.action_space
+    with pytest.raises(ValueError, match="value_net_arch"):
+        NodePointerPolicy(space, act, lambda _: 3e-4, net_arch=[64])
+    policy = NodePointerPolicy(space, act, lambda _: 3e-4, value_net_arch=[16, 8])
+    widths = [m.out_features for m in policy.value_net if isinstance(m, torch.nn.Linear)]
+    assert widths == [16, 8, 1]
+
+
 def test_head_is_built_on_the_extractor():
     env = gym.make(SMALL, obs_mode="dict")
     ext = NodeEmbeddingExtractor(env.observation_space, embed_dim=16, n_heads=2, pooled_dim=8)
@@ -174,7 +184,7 @@ def test_head_is_built_on_the_extractor():
 @pytest.mark.parametrize("algo", ["ppo", "maskable_ppo"])
 def test_train_py_with_the_pointer_policy(tmp_path, algo):
     runs = tmp_path / "runs"
-    extra = ("obs_mode=dict", "policy=NodePointerPolicy", "noop_logit_bias=2.0")
+    extra = ("obs_mode=dict", "policy=NodePointerPolicy", "policy_kwargs={}", "noop_logit_bias=2.0")
     run = run_cli(tiny_argv(algo, runs, extra_hp=extra, checkpoint_freq=0), runs)
     config = yaml.safe_load((run / "config.yml").read_text())
     assert config["hyperparams"]["policy"] == "NodePointerPolicy"
