@@ -14,7 +14,7 @@ import yaml
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import PPO
 from test_encoder import collect
-from test_train import run_cli, tiny_argv
+from test_train import POINTER_HP, run_cli, tiny_argv
 
 import roadedge.envs  # noqa: F401  (registers the ids)
 from roadedge.agents import train as tr
@@ -184,7 +184,7 @@ def test_head_is_built_on_the_extractor():
 @pytest.mark.parametrize("algo", ["ppo", "maskable_ppo"])
 def test_train_py_with_the_pointer_policy(tmp_path, algo):
     runs = tmp_path / "runs"
-    extra = ("obs_mode=dict", "policy=NodePointerPolicy", "policy_kwargs={}", "noop_logit_bias=2.0")
+    extra = (*POINTER_HP, "noop_logit_bias=2.0")
     run = run_cli(tiny_argv(algo, runs, extra_hp=extra, checkpoint_freq=0), runs)
     config = yaml.safe_load((run / "config.yml").read_text())
     assert config["hyperparams"]["policy"] == "NodePointerPolicy"

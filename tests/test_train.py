@@ -234,10 +234,18 @@ def test_resume_without_checkpoint_fails(tmp_path):
 # --- (c) seeded reproducibility
 
 
-def test_same_seed_same_parameters_other_seed_differs(tmp_path):
+POINTER_HP = ("obs_mode=dict", "policy=NodePointerPolicy", "policy_kwargs={}")
+
+
+@pytest.mark.parametrize(
+    "algo,extra_hp", [("ppo", ()), ("maskable_ppo", POINTER_HP)], ids=["ppo", "maskable_pointer"]
+)
+def test_same_seed_same_parameters_other_seed_differs(tmp_path, algo, extra_hp):
     def params(name: str, seed: int) -> dict[str, torch.Tensor]:
         runs = tmp_path / name
-        argv = tiny_argv("ppo", runs, seed=seed, checkpoint_freq=0, baselines="none")
+        argv = tiny_argv(
+            algo, runs, seed=seed, extra_hp=extra_hp, checkpoint_freq=0, baselines="none"
+        )
         run = run_cli(argv, runs)
         return policy_params(run / "final_model.zip")
 
