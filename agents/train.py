@@ -1,12 +1,12 @@
 """Train an SB3 agent on a RoadEdge scenario and compare it with every baseline.
 
-``python train.py --algo ppo --env RoadEdge-v0 --timesteps 200000 --seed 0``
+``python train.py --algo maskable_ppo --env RoadEdge-v0 --seed 0`` (the defaults)
 
 A run writes ``runs/<env>__<algo>__<seed>__<time>/`` with:
 
 * ``config.yml``: the resolved arguments and hyperparameters (for ``--resume``);
 * ``tb/``: TensorBoard logs, including every reward term and ``info["metrics"]``;
-* ``checkpoints/``: periodic checkpoints (and ``interrupted_*.zip`` on Ctrl-C);
+* ``checkpoints/``: periodic checkpoints, and one more on Ctrl-C;
 * ``best_model.zip``: the best model by periodic evaluation; ``final_model.zip``;
 * ``eval/``: the final comparison with the baselines (``episodes.csv``,
   ``summary.json``, ``table.md``), also printed.
@@ -54,7 +54,7 @@ EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes use seeds no training env ev
 class Args:
     """Command-line arguments of ``train.py`` (typed, CleanRL style)."""
 
-    algo: str = "ppo"
+    algo: str = "maskable_ppo"
     env: str = "RoadEdge-v0"
     scenario: str | None = None
     timesteps: int | None = None
@@ -80,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Train a PPO / A2C / MaskablePPO agent on RoadEdge and compare it with the baselines."
         ),
     )
-    p.add_argument("--algo", choices=ALGOS, default="ppo")
+    p.add_argument(
+        "--algo", choices=ALGOS, default="maskable_ppo", help="default: maskable_ppo (tuned)"
+    )
     p.add_argument("--env", default="RoadEdge-v0", help="a registered RoadEdge id")
     p.add_argument("--scenario", default=None, help="preset name or YAML path (overrides the id's)")
     p.add_argument("--timesteps", type=int, default=None, help="total env steps (default: yml)")
@@ -443,30 +445,46 @@ def train(args: Args) -> Path:
     return run_dir
 
 
+EVAL_CALLBACK_EPISODES = 8  # per periodic evaluation: one batched episode per env
+
+
 def _eval_callback(
     args: Args, env_kwargs: dict[str, Any], run_dir: Path, n_envs: int, normalize: bool
 ):
-    """Periodic evaluation on held-out seeds; keeps ``best_model.zip``."""
+    """Periodic evaluation on held-out seeds; keeps ``best_model.zip``.
+
+    Every evaluation replays the *same* ``EVAL_CALLBACK_EPISODES`` seeds (one
+    batched env each), so checkpoints are compared on the same traffic and
+    failures. SB3's callbacks would run on whatever episodes come next, and
+    with seed-to-seed spread of the return several times the differences
+    between policies, the "best" model would mostly be the luckiest draw.
+    """
     from stable_baselines3.common.vec_env import VecNormalize
 
-    eval_env = make_vec_env(args.env, 1, args.seed + EVAL_SEED_OFFSET // 2, env_kwargs, False)
+    seed = args.seed + EVAL_SEED_OFFSET // 2
+    eval_env = make_vec_env(args.env, EVAL_CALLBACK_EPISODES, seed, env_kwargs, False)
     if normalize:  # same wrapper type as training (SB3 syncs stats); raw rewards reported
         eval_env = VecNormalize(eval_env, norm_obs=False, norm_reward=False, training=False)
     kwargs = dict(
         best_model_save_path=str(run_dir),
         log_path=str(run_dir / "evaluations"),
         eval_freq=max(args.eval_freq // n_envs, 1),
-        n_eval_episodes=3,
+        n_eval_episodes=EVAL_CALLBACK_EPISODES,
         deterministic=True,
         verbose=0,
     )
     if args.algo == "maskable_ppo":
-        from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
+        from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback as Base
+    else:
+        from stable_baselines3.common.callbacks import EvalCallback as Base
 
-        return MaskableEvalCallback(eval_env, **kwargs)
-    from stable_baselines3.common.callbacks import EvalCallback
+    class SameSeedsEvalCallback(Base):
+        def _on_step(self) -> bool:
+            if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
+                self.eval_env.seed(seed)  # applied at the evaluation's reset
+            return super()._on_step()
 
-    return EvalCallback(eval_env, **kwargs)
+    return SameSeedsEvalCallback(eval_env, **kwargs)
 
 
 def final_evaluation(args: Args, env_kwargs: dict[str, Any], run_dir: Path) -> None:

@@ -158,6 +158,19 @@ def test_tiny_run_writes_model_and_results(tmp_path, algo, capsys):
         assert (run / "eval" / png).stat().st_size > 5_000, png
 
 
+@pytest.mark.parametrize("algo", ["ppo", "maskable_ppo"])
+def test_periodic_evaluations_replay_the_same_seeds(tmp_path, algo):
+    """With a frozen policy (learning rate 0) every periodic evaluation scores the same:
+    each one replays the same held-out seeds, so checkpoints are compared like for like."""
+    runs = tmp_path / "runs"
+    argv = tiny_argv(algo, runs, extra_hp=("learning_rate=0.0",), eval_freq=32, baselines="none")
+    run = run_cli(argv, runs)
+    results = np.load(run / "evaluations" / "evaluations.npz")["results"]
+    assert results.shape == (STEPS // 32, tr.EVAL_CALLBACK_EPISODES)  # every 32 env steps
+    np.testing.assert_array_equal(results, np.broadcast_to(results[0], results.shape))
+    assert len(set(results[0].round(6))) > 1  # the seeds differ from each other
+
+
 def test_node_set_extractor_from_hyperparams(tmp_path):
     """``policy_kwargs`` naming the extractor by string trains a dict-observation model."""
     from roadedge.agents.encoder import NodeSetExtractor
