@@ -230,6 +230,42 @@ def resolve_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> dict[str, Any
     return out
 
 
+SCHEDULED_KEYS = ("learning_rate", "clip_range")
+
+
+def resolve_schedule(key: str, value: Any):
+    """A number, or RL Zoo's ``lin_<value>``: decays linearly from ``value`` to 0 over the run.
+
+    Anything else raises ``ValueError`` naming the key. A numeric string
+    (YAML reads ``3e-4``, without a dot, as one) counts as the number.
+    """
+    if isinstance(value, str) and not value.startswith("lin_"):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, str) and value.startswith("lin_"):
+        try:
+            start = float(value[4:])
+        except ValueError:
+            start = -1.0
+        if start > 0:
+            return LinearSchedule(start)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    raise ValueError(f"{key}: expected a number >= 0 or 'lin_<number > 0>', got {value!r}")
+
+
+@dataclass(frozen=True)
+class LinearSchedule:
+    """``start * progress_remaining`` (SB3 calls it with 1 at the start, 0 at the end)."""
+
+    start: float
+
+    def __call__(self, progress_remaining: float) -> float:
+        return self.start * progress_remaining
+
+
 def resolve_policy(name: str, algo: str, env_kwargs: dict[str, Any]):
     """The ``policy`` hyperparameter made what SB3 takes: a stock name or a class.
 
@@ -369,6 +405,9 @@ def train(args: Args) -> Path:
     model_kwargs = {k: v for k, v in hp.items() if k not in TRAINING_KEYS}
     if "policy_kwargs" in model_kwargs:
         model_kwargs["policy_kwargs"] = resolve_policy_kwargs(model_kwargs["policy_kwargs"])
+    for key in SCHEDULED_KEYS:
+        if key in model_kwargs:
+            model_kwargs[key] = resolve_schedule(key, model_kwargs[key])
     policy = resolve_policy(hp.get("policy", "MlpPolicy"), args.algo, env_kwargs)
 
     venv = make_vec_env(args.env, n_envs, args.seed, env_kwargs, normalize)

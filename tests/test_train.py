@@ -299,3 +299,19 @@ def test_noop_logit_bias_from_hyperparams_is_recorded_not_passed_to_sb3(tmp_path
     run = run_cli(argv, runs)
     config = yaml.safe_load((run / "config.yml").read_text())
     assert config["hyperparams"]["noop_logit_bias"] == 4.0
+
+
+def test_linear_schedules_rl_zoo_style(tmp_path):
+    """``lin_<v>`` decays from v to 0 over the run; bad values name the key."""
+    sched = tr.resolve_schedule("learning_rate", "lin_3e-4")
+    assert sched(1.0) == pytest.approx(3e-4) and sched(0.25) == pytest.approx(7.5e-5)
+    assert tr.resolve_schedule("clip_range", 0.2) == 0.2
+    assert tr.resolve_schedule("learning_rate", "3e-4") == 3e-4  # YAML 1.1 leaves it a string
+    for bad in ("lin_", "lin_-1", "lin_x", "3e-4x", -0.1, True):
+        with pytest.raises(ValueError, match="learning_rate: expected"):
+            tr.resolve_schedule("learning_rate", bad)
+    runs = tmp_path / "runs"
+    run = run_cli(tiny_argv("ppo", runs, extra_hp=("learning_rate=lin_1e-3",)), runs)
+    model = load_model(str(run / "final_model.zip"))
+    lr = model.policy.optimizer.param_groups[0]["lr"]
+    assert 0 <= lr < 1e-3 / 2  # decayed over the run (the last update is near the end)
