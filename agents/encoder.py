@@ -32,7 +32,8 @@ Caveats:
   ``N * (N + 1)`` outputs, so a saved policy transfers only between
   scenarios with the same action space. For another node count, build a new
   model and copy the extractor's ``state_dict`` into it (the action and value
-  heads start fresh), or write a per-node action head (not provided here).
+  heads start fresh), or use ``NodePointerPolicy`` (``pointer.py``), whose
+  per-node action head has no weight that depends on N either.
 * The output is invariant to the node order by design, and the stock
   MultiDiscrete head maps it to per-slot logits with a separate weight row per
   slot. So slot ``i``'s decision sees node ``i`` only through the pooled

@@ -90,31 +90,39 @@ def plot_learning_curve(
     timesteps: np.ndarray,
     returns: np.ndarray,
     path: str | Path,
-    baselines: dict[str, tuple[float, float, float]] | None = None,
+    baselines: dict[str, float | tuple[float, float, float]] | None = None,
     title: str = "",
+    ylabel: str = "episode return",
 ) -> Path:
-    """Mean evaluation return (with min-max band) against env steps; baselines as bands.
+    """Mean evaluation return against env steps, with the baselines as horizontal lines.
 
     Args:
         timesteps: (K,) evaluation points.
         returns: (K, E) returns of E evaluation episodes at each point.
-        baselines: name -> (mean, CI low, CI high), drawn as horizontal bands.
+        baselines: name -> mean return, drawn as a line (use this when the
+            baselines ran on the same E seeds as the agent: the lines are then
+            directly comparable), or name -> (mean, CI low, CI high), drawn as a
+            line in a band.
+
+    No spread is drawn around the agent's curve: with seeds that differ in
+    traffic it shows the seeds, not the agent. Compare on the same seeds.
     """
     fig = _figure(7.0, 4.2)
     ax = fig.add_subplot(1, 1, 1)
     returns = np.atleast_2d(np.asarray(returns, dtype=np.float64))
     mean = returns.mean(axis=1)
-    ax.plot(timesteps, mean, "o-", color="black", label="agent (eval mean)", zorder=3)
-    ax.fill_between(
-        timesteps, returns.min(axis=1), returns.max(axis=1), color="black", alpha=0.15, zorder=2
-    )
-    for (name, (m, lo, hi)), color in zip(
+    ax.plot(timesteps, mean, "o-", color="black", label="agent", zorder=3)
+    for (name, value), color in zip(
         (baselines or {}).items(), _colors(len(baselines or {})), strict=True
     ):
-        ax.axhspan(lo, hi, color=color, alpha=0.25, zorder=1)
-        ax.axhline(m, color=color, lw=1.2, label=f"{name} (95% CI)", zorder=1)
+        if isinstance(value, tuple):
+            m, lo, hi = value
+            ax.axhspan(lo, hi, color=color, alpha=0.25, zorder=1)
+            ax.axhline(m, color=color, lw=1.2, label=f"{name} (95% CI)", zorder=1)
+        else:
+            ax.axhline(float(value), color=color, lw=1.4, ls="--", label=name, zorder=1)
     ax.set_xlabel("environment steps")
-    ax.set_ylabel("episode return")
+    ax.set_ylabel(ylabel)
     ax.set_title(title or "learning curve")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")

@@ -573,7 +573,7 @@ def final_evaluation(args: Args, env_kwargs: dict[str, Any], run_dir: Path) -> N
     table = format_table(rows, f"{args.env}: agent vs baselines, {args.eval_episodes} episodes")
     (out / "table.md").write_text(table + "\n")
     print(table)
-    _write_training_plots(records, rows, run_dir, args)
+    _write_training_plots(records, rows, run_dir, args, eval_kwargs)
     best_base = max(
         (r for r in rows if not r["policy"].startswith("agent")),
         key=lambda r: r["return_mean"],
@@ -598,8 +598,37 @@ def final_evaluation(args: Args, env_kwargs: dict[str, Any], run_dir: Path) -> N
     print(f"results in {out}")
 
 
-def _write_training_plots(records, rows, run_dir: Path, args: Args) -> None:
-    """comparison.png (agent vs baselines) and learning_curve.png (with baseline bands)."""
+def _baselines_on_eval_seeds(
+    names: list[str], args: Args, env_kwargs: dict[str, Any]
+) -> dict[str, float]:
+    """Mean return of each baseline on the periodic evaluations' seeds (batched, a few s)."""
+    from .evaluate import display_name, evaluate
+
+    if not names:
+        return {}
+    records, _ = evaluate(
+        names,
+        args.env,
+        EVAL_CALLBACK_EPISODES,
+        args.seed + EVAL_SEED_OFFSET // 2,
+        args.workers,
+        env_kwargs,
+        progress=False,
+        batched=True,
+    )
+    means: dict[str, float] = {}
+    for name in names:
+        means[display_name(name)] = float(
+            np.mean([r["return"] for r in records if r["policy"] == name])
+        )
+    return means
+
+
+def _write_training_plots(
+    records, rows, run_dir: Path, args: Args, env_kwargs: dict[str, Any]
+) -> None:
+    """comparison.png (agent vs baselines) and learning_curve.png (the agent's periodic
+    evaluations with the baselines run on the same seeds)."""
     from .evaluate import display_name, write_plot
 
     out = run_dir / "eval"
@@ -620,17 +649,17 @@ def _write_training_plots(records, rows, run_dir: Path, args: Args) -> None:
     npz = run_dir / "evaluations" / "evaluations.npz"
     if npz.is_file():
         data = np.load(npz)
-        bands = {
-            r["policy"]: (r["return_mean"], r["return_ci_low"], r["return_ci_high"])
-            for r in rows
-            if not r["policy"].startswith("agent")
-        }
+        names = [r["policy"] for r in rows if not r["policy"].startswith("agent")]
         plot_learning_curve(
             data["timesteps"],
             data["results"],
             out / "learning_curve.png",
-            baselines=bands,
-            title=f"{args.env} {args.algo}",
+            baselines=_baselines_on_eval_seeds(names, args, env_kwargs),
+            title=(
+                f"{args.env} {args.algo}: mean over the {EVAL_CALLBACK_EPISODES} "
+                "periodic-evaluation seeds"
+            ),
+            ylabel=f"mean episode return ({EVAL_CALLBACK_EPISODES} seeds)",
         )
     print(f"plots in {out}")
 

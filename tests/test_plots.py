@@ -50,6 +50,11 @@ def test_learning_curve_with_baseline_bands(tmp_path):
     )
     assert bare.shape == banded.shape
     assert np.abs(bare.astype(int) - banded.astype(int)).sum() > 0  # the band is drawn
+    lined = _png(
+        plot_learning_curve(steps, returns, tmp_path / "line.png", {"noop": 3.0}, title="agent")
+    )
+    assert np.abs(lined.astype(int) - banded.astype(int)).sum() > 0  # a line, not a band
+    assert np.abs(lined.astype(int) - bare.astype(int)).sum() > 0
 
 
 def test_eval_cli_writes_the_comparison_plot(tmp_path):
