@@ -155,6 +155,12 @@ class _PointerMixin:
         kwargs["net_arch"] = {"pi": [], "vf": []}
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()  # what policy.save() stores for load()
+        data.pop("net_arch", None)
+        data["value_net_arch"] = self.value_hidden
+        return data
+
     def _build(self, lr_schedule) -> None:
         super()._build(lr_schedule)
         extractor = self.features_extractor

@@ -42,9 +42,10 @@ def make_model(env_id: str, algo=PPO, seed: int = 0):
     return model, env
 
 
-def logits(model, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+def logits(model_or_policy, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+    policy = getattr(model_or_policy, "policy", model_or_policy)
     with torch.no_grad():
-        return model.policy.action_net(model.policy.extract_features(obs))
+        return policy.action_net(policy.extract_features(obs))
 
 
 def permute(obs: dict[str, torch.Tensor], perm: np.ndarray) -> dict[str, torch.Tensor]:
@@ -171,6 +172,15 @@ def test_net_arch_is_refused_value_net_arch_is_used():
     policy = NodePointerPolicy(space, act, lambda _: 3e-4, value_net_arch=[16, 8])
     widths = [m.out_features for m in policy.value_net if isinstance(m, torch.nn.Linear)]
     assert widths == [16, 8, 1]
+
+
+def test_policy_save_and_load_round_trip(tmp_path, city):
+    model, _ = make_model(CITY, MaskablePPO)
+    model.policy.save(str(tmp_path / "policy.pth"))
+    loaded = MaskableNodePointerPolicy.load(str(tmp_path / "policy.pth"), device="cpu")
+    loaded.set_training_mode(False)
+    _, obs = city
+    torch.testing.assert_close(logits(loaded, obs), logits(model, obs))
 
 
 def test_head_is_built_on_the_extractor():
