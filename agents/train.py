@@ -239,20 +239,16 @@ def resolve_schedule(key: str, value: Any):
     Anything else raises ``ValueError`` naming the key. A numeric string
     (YAML reads ``3e-4``, without a dot, as one) counts as the number.
     """
-    if isinstance(value, str) and not value.startswith("lin_"):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, str) and value.startswith("lin_"):
-        try:
-            start = float(value[4:])
-        except ValueError:
-            start = -1.0
-        if start > 0:
-            return LinearSchedule(start)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        return float(value)
+    linear = isinstance(value, str) and value.startswith("lin_")
+    raw = value[4:] if linear else value
+    try:
+        number = -1.0 if isinstance(raw, bool) else float(raw)
+    except (TypeError, ValueError):
+        number = -1.0
+    if linear and number > 0:
+        return LinearSchedule(number)
+    if not linear and number >= 0:
+        return number
     raise ValueError(f"{key}: expected a number >= 0 or 'lin_<number > 0>', got {value!r}")
 
 
