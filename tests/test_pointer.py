@@ -191,7 +191,7 @@ def test_head_is_built_on_the_extractor():
     assert head(ext(obs)).shape == (2, 4 * 5)
 
 
-@pytest.mark.parametrize("algo", ["ppo", "maskable_ppo"])
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "maskable_ppo"])
 def test_train_py_with_the_pointer_policy(tmp_path, algo):
     runs = tmp_path / "runs"
     extra = (*POINTER_HP, "noop_logit_bias=2.0")
