@@ -20,8 +20,15 @@ when they are permuted, and no weight of the policy depends on ``N``
 scenarios with another node count.
 
 Use it through the hyperparameter files (``policy: NodePointerPolicy`` with
-``obs_mode: dict``); ``train.py`` picks the maskable variant for
-``maskable_ppo``.
+``obs_mode: dict``, and no ``net_arch`` in ``policy_kwargs``: the heads are
+fixed, ``value_net_arch`` sets the value MLP); ``train.py`` picks the
+maskable variant for ``maskable_ppo``. From your own code::
+
+    from sb3_contrib import MaskablePPO
+    from roadedge.agents.pointer import MaskableNodePointerPolicy
+
+    env = gymnasium.make("roadedge.envs:RoadEdge-v0", obs_mode="dict")
+    model = MaskablePPO(MaskableNodePointerPolicy, env)
 """
 
 from __future__ import annotations
