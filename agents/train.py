@@ -233,6 +233,21 @@ def resolve_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> dict[str, Any
 SCHEDULED_KEYS = ("learning_rate", "clip_range")
 
 
+def sb3_kwargs(hp: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters the SB3 constructor takes, made what it expects.
+
+    Drops train.py's own keys (``TRAINING_KEYS``), turns an extractor named
+    in ``policy_kwargs`` into its class and ``lin_<v>`` into a schedule.
+    """
+    out = {k: v for k, v in hp.items() if k not in TRAINING_KEYS}
+    if "policy_kwargs" in out:
+        out["policy_kwargs"] = resolve_policy_kwargs(out["policy_kwargs"])
+    for key in SCHEDULED_KEYS:
+        if key in out:
+            out[key] = resolve_schedule(key, out[key])
+    return out
+
+
 def resolve_schedule(key: str, value: Any):
     """A number, or RL Zoo's ``lin_<value>``: decays linearly from ``value`` to 0 over the run.
 
@@ -398,12 +413,7 @@ def train(args: Args) -> Path:
     env_kwargs = dict(config["env_kwargs"])
     total, n_envs = int(config["total_timesteps"]), int(config["n_envs"])
     normalize = bool(hp.get("normalize_reward", False))
-    model_kwargs = {k: v for k, v in hp.items() if k not in TRAINING_KEYS}
-    if "policy_kwargs" in model_kwargs:
-        model_kwargs["policy_kwargs"] = resolve_policy_kwargs(model_kwargs["policy_kwargs"])
-    for key in SCHEDULED_KEYS:
-        if key in model_kwargs:
-            model_kwargs[key] = resolve_schedule(key, model_kwargs[key])
+    model_kwargs = sb3_kwargs(hp)
     policy = resolve_policy(hp.get("policy", "MlpPolicy"), args.algo, env_kwargs)
 
     venv = make_vec_env(args.env, n_envs, args.seed, env_kwargs, normalize)

@@ -336,3 +336,22 @@ def test_default_agent_learns_failover_on_city(tmp_path):
     assert gain > 3.0, f"agent - noop = {gain:.1f} on paired seeds"
     assert np.mean([float(r["failovers"]) for r in agent]) >= 1.0
     assert np.mean([float(r["migrations_started"]) for r in agent]) < 20
+
+
+@pytest.mark.parametrize("algo", tr.ALGOS)
+def test_every_shipped_hyperparameter_entry_builds_a_model(algo):
+    """Each id's entry in agents/hyperparams/<algo>.yml resolves and builds its SB3 model
+    (a typo in a key or a policy name fails here, not after a long run)."""
+    table = yaml.safe_load((tr.HYPERPARAM_DIR / f"{algo}.yml").read_text())
+    for env_id in table:
+        hp = tr.load_hyperparams(algo, env_id, None)
+        target = SMALL if env_id == "default" else env_id
+        env_kwargs = {"obs_mode": hp.get("obs_mode", "flat")}
+        policy = tr.resolve_policy(hp.get("policy", "MlpPolicy"), algo, env_kwargs)
+        env = gym.make(target, **env_kwargs)
+        model = tr.algo_class(algo)(policy, env, device="cpu", **tr.sb3_kwargs(hp))
+        tr.bias_noop_logits(model, float(hp.get("noop_logit_bias", 0.0)))
+        obs, _ = env.reset(seed=0)
+        action, _ = model.predict(obs, deterministic=True)
+        assert env.action_space.contains(np.asarray(action)), (algo, env_id)
+        env.close()
