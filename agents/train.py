@@ -493,6 +493,11 @@ def train(args: Args) -> Path:
 EVAL_CALLBACK_EPISODES = 8  # per periodic evaluation: one batched episode per env
 
 
+def periodic_eval_seed(args: Args) -> int:
+    """First seed of the periodic evaluations (held out from training and the final table)."""
+    return args.seed + EVAL_SEED_OFFSET // 2
+
+
 def _eval_callback(
     args: Args, env_kwargs: dict[str, Any], run_dir: Path, n_envs: int, normalize: bool
 ):
@@ -506,7 +511,7 @@ def _eval_callback(
     """
     from stable_baselines3.common.vec_env import VecNormalize
 
-    seed = args.seed + EVAL_SEED_OFFSET // 2
+    seed = periodic_eval_seed(args)
     eval_env = make_vec_env(args.env, EVAL_CALLBACK_EPISODES, seed, env_kwargs, False)
     if normalize:  # same wrapper type as training (SB3 syncs stats); raw rewards reported
         eval_env = VecNormalize(eval_env, norm_obs=False, norm_reward=False, training=False)
@@ -608,26 +613,21 @@ def _baselines_on_eval_seeds(
     names: list[str], args: Args, env_kwargs: dict[str, Any]
 ) -> dict[str, float]:
     """Mean return of each baseline on the periodic evaluations' seeds (batched, a few s)."""
-    from .evaluate import display_name, evaluate
+    from .evaluate import evaluate
 
     if not names:
         return {}
-    records, _ = evaluate(
+    _, rows = evaluate(
         names,
         args.env,
         EVAL_CALLBACK_EPISODES,
-        args.seed + EVAL_SEED_OFFSET // 2,
+        periodic_eval_seed(args),
         args.workers,
         env_kwargs,
         progress=False,
         batched=True,
     )
-    means: dict[str, float] = {}
-    for name in names:
-        means[display_name(name)] = float(
-            np.mean([r["return"] for r in records if r["policy"] == name])
-        )
-    return means
+    return {r["policy"]: float(r["return_mean"]) for r in rows}
 
 
 def _write_training_plots(
