@@ -74,6 +74,7 @@ class NodeEmbeddingExtractor(BaseFeaturesExtractor):
             use_mask=False,
         )
         self.embed_dim, self.pooled_dim = embed_dim, pooled_dim
+        self.layout = (n, embed_dim, pooled_dim)  # what :func:`unpack` needs
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         h, mask, g = self.encoder.encode_nodes(observations)
@@ -83,15 +84,13 @@ class NodeEmbeddingExtractor(BaseFeaturesExtractor):
 
 
 def unpack(
-    latent: torch.Tensor, embed_dim: int, pooled_dim: int
+    latent: torch.Tensor, n_nodes: int, embed_dim: int, pooled_dim: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(h (B, N, E), pooled (B, P), distances (B, N, N)) from the extractor's packed output."""
     b, width = latent.shape
-    e, p = embed_dim, pooled_dim
-    # width = N*E + P + N*N  ->  N = (-E + sqrt(E^2 + 4 (width - P))) / 2
-    n = int(round((-e + (e * e + 4 * (width - p)) ** 0.5) / 2))
+    n, e, p = n_nodes, embed_dim, pooled_dim
     if n * e + p + n * n != width:
-        raise ValueError(f"latent width {width} does not match embed {e}, pooled {p}")
+        raise ValueError(f"latent width {width} does not match {n} nodes, embed {e}, pooled {p}")
     h = latent[:, : n * e].reshape(b, n, e)
     pooled = latent[:, n * e : n * e + p]
     distances = latent[:, n * e + p :].reshape(b, n, n)
@@ -104,7 +103,7 @@ class PointerHead(nn.Module):
     def __init__(self, extractor: NodeEmbeddingExtractor, hidden: int = 64):
         super().__init__()
         e, p = extractor.embed_dim, extractor.pooled_dim
-        self.dims = (e, p)
+        self.layout = extractor.layout
         self.stay = nn.Sequential(nn.Linear(e + p, hidden), nn.ReLU(), nn.Linear(hidden, 1))
         self.src = nn.Linear(e, hidden)
         self.dst = nn.Linear(e, hidden, bias=False)
@@ -119,7 +118,7 @@ class PointerHead(nn.Module):
         self.noop_bias = nn.Parameter(torch.zeros(()))
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        h, pooled, distances = unpack(latent, *self.dims)
+        h, pooled, distances = unpack(latent, *self.layout)
         b, n, _ = h.shape
         ctx = pooled[:, None, :].expand(b, n, pooled.shape[1])
         stay = self.stay(torch.cat([h, ctx], -1)) + self.noop_bias  # (B, N, 1)
@@ -182,7 +181,7 @@ class _PointerMixin:
             layers += [nn.Linear(width, hidden), nn.Tanh()]
             width = hidden
         layers.append(nn.Linear(width, 1))
-        self.value_net = nn.Sequential(_Pooled(extractor.embed_dim, extractor.pooled_dim), *layers)
+        self.value_net = nn.Sequential(_Pooled(extractor.layout), *layers)
         self.optimizer = self.optimizer_class(  # again: the heads changed
             self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
         )
@@ -191,12 +190,12 @@ class _PointerMixin:
 class _Pooled(nn.Module):
     """The pooled summary out of the packed latent (no parameters)."""
 
-    def __init__(self, embed_dim: int, pooled_dim: int):
+    def __init__(self, layout: tuple[int, int, int]):
         super().__init__()
-        self.dims = (embed_dim, pooled_dim)
+        self.layout = layout
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        return unpack(latent, *self.dims)[1]
+        return unpack(latent, *self.layout)[1]
 
 
 class NodePointerPolicy(_PointerMixin, MultiInputActorCriticPolicy):

@@ -112,7 +112,7 @@ def test_same_weights_run_on_another_node_count(small, city):
 
 def test_unpack_rejects_a_mismatched_width():
     with pytest.raises(ValueError, match="latent width"):
-        unpack(torch.zeros(2, 50), embed_dim=8, pooled_dim=7)
+        unpack(torch.zeros(2, 50), n_nodes=3, embed_dim=8, pooled_dim=7)
 
 
 def test_gradients_reach_the_encoder_and_both_heads(city):
