@@ -20,7 +20,7 @@ lint:
 
 # A short run (about 5 min): the default MaskablePPO agent on city, then agent vs baselines.
 train: setup
-	$(PY) train.py --algo maskable_ppo --env RoadEdge-v0 --timesteps 150000 --workers 2
+	$(PY) train.py --algo maskable_ppo --env RoadEdge-v1 --timesteps 150000 --workers 2
 
 bench: setup
 	roadedge-bench --out results/bench.json

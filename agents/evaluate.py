@@ -35,6 +35,11 @@ METRIC_COLUMNS = (
     "tasks_missed",
     "tasks_dropped",
     "tasks_active",
+    "sessions_started",
+    "sessions_ended",
+    "sessions_dropped",
+    "session_latency_ms",
+    "session_hops",
     "migrations_started",
     "migrations_completed",
     "migrations_failed",
@@ -53,7 +58,7 @@ class EvalJob:
 
     policy: str  # a baseline name, or "model:<path.zip>"
     seed: int
-    env_id: str = "RoadEdge-v0"
+    env_id: str = "RoadEdge-v1"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -170,7 +175,7 @@ class BatchJob:
 
     policy: str
     seeds: tuple[int, ...]
-    env_id: str = "RoadEdge-v0"
+    env_id: str = "RoadEdge-v1"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -440,7 +445,7 @@ def write_plot(records: list[dict], path: Path, title: str) -> Path | None:
 
 def evaluate(
     policies: Sequence[str],
-    env_id: str = "RoadEdge-v0",
+    env_id: str = "RoadEdge-v1",
     episodes: int = 20,
     seed: int = 0,
     workers: int = 1,
@@ -514,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="preset name or YAML path (default: the env id's own scenario)",
     )
-    p.add_argument("--env-id", default="RoadEdge-v0")
+    p.add_argument("--env-id", default="RoadEdge-v1")
     p.add_argument("--policies", default="all", help="comma-separated names, or 'all'")
     p.add_argument(
         "--model",

@@ -27,7 +27,7 @@ maskable variant for ``maskable_ppo``. From your own code::
     from sb3_contrib import MaskablePPO
     from roadedge.agents.pointer import MaskableNodePointerPolicy
 
-    env = gymnasium.make("roadedge.envs:RoadEdge-v0", obs_mode="dict")
+    env = gymnasium.make("roadedge.envs:RoadEdge-v1", obs_mode="dict")
     model = MaskablePPO(MaskableNodePointerPolicy, env)
 """
 

@@ -123,7 +123,7 @@ def record(args) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="roadedge-show", description=__doc__.split("\n\n")[0])
-    p.add_argument("--env-id", default="RoadEdge-v0")
+    p.add_argument("--env-id", default="RoadEdge-v1")
     p.add_argument("--scenario", default=None, help="preset name or YAML path")
     p.add_argument("--policy", default="threshold+failover", help="a baseline name")
     p.add_argument("--model", default=None, help="a trained SB3 model .zip (overrides --policy)")

@@ -1,6 +1,6 @@
 """Train an SB3 agent on a RoadEdge scenario and compare it with every baseline.
 
-``python train.py --algo maskable_ppo --env RoadEdge-v0 --seed 0`` (the defaults)
+``python train.py --algo maskable_ppo --env RoadEdge-v1 --seed 0`` (the defaults)
 
 A run writes ``runs/<env>__<algo>__<seed>__<time>/`` with:
 
@@ -55,7 +55,7 @@ class Args:
     """Command-line arguments of ``train.py`` (typed, CleanRL style)."""
 
     algo: str = "maskable_ppo"
-    env: str = "RoadEdge-v0"
+    env: str = "RoadEdge-v1"
     scenario: str | None = None
     timesteps: int | None = None
     n_envs: int | None = None
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--algo", choices=ALGOS, default="maskable_ppo", help="default: maskable_ppo (tuned)"
     )
-    p.add_argument("--env", default="RoadEdge-v0", help="a registered RoadEdge id")
+    p.add_argument("--env", default="RoadEdge-v1", help="a registered RoadEdge id")
     p.add_argument("--scenario", default=None, help="preset name or YAML path (overrides the id's)")
     p.add_argument("--timesteps", type=int, default=None, help="total env steps (default: yml)")
     p.add_argument("--n-envs", type=int, default=None, help="parallel envs (default: yml)")

@@ -131,7 +131,12 @@ def parse_name(name: str) -> tuple[str | None, str | None]:
     return (None if migration == "noop" else migration), failover
 
 
-def make_policy(name: str, env: Any, seed: int | list[int] = 0) -> RulePolicy:
-    """Build a named baseline for ``env``; raises ValueError listing the names."""
+def make_policy(name: str, env: Any, seed: int | list[int] = 0):
+    """Build a named baseline (or the privileged ``oracle``) for ``env``; raises
+    ValueError listing the names."""
+    if name == "oracle":
+        from .oracle import OraclePolicy
+
+        return OraclePolicy(env, seed)
     migration, failover = parse_name(name)
     return RulePolicy(env, migration, failover, seed=seed)

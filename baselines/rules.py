@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from roadedge.envs.sim import formulas
-from roadedge.envs.sim.compute import per_hop_ms
+from roadedge.envs.sim.compute import per_hop_ms, requests_per_tick
 from roadedge.envs.sim.config import ScenarioConfig
 from roadedge.envs.sim.triggers import Trigger
 from roadedge.envs.sim.view import ControllerView
@@ -113,8 +113,9 @@ def greedy_rule(
     lat_now = hop_ms * hops_now + 1000 * req / share_now[b, host]
     lat_new = hop_ms * hops_new + 1000 * req / share_new[b]
     horizon = np.clip(view.task_remaining_s[b, t], 0, lookahead_s)
+    requests = requests_per_tick(view.task_kind[b, t], cfg) / cfg.dt_s * horizon  # in horizon
     can_run = lay.capability[:, view.task_service[b, t]].T  # (K, N)
-    saving = np.where(can_run, (lat_now[:, None] - lat_new) / 1000 * horizon[:, None], 0.0)
+    saving = np.where(can_run, (lat_now[:, None] - lat_new) / 1000 * requests[:, None], 0.0)
     gain = np.zeros((B, N, N))
     np.add.at(gain, (b, host), saving * rw.latency)
     count = np.zeros((B, N, N))

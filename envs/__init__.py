@@ -2,11 +2,11 @@
 
 Importing this package registers, idempotently:
 
-* ``RoadEdge-v0``: the default ``city`` scenario;
-* ``RoadEdge-<preset>-v0`` for every preset in ``envs/scenarios`` (``small``,
+* ``RoadEdge-v1``: the default ``city`` scenario;
+* ``RoadEdge-<preset>-v1`` for every preset in ``envs/scenarios`` (``small``,
   ``city``, ``failures``, ...).
 
-So ``gymnasium.make("roadedge.envs:RoadEdge-v0")`` works from any code.
+So ``gymnasium.make("roadedge.envs:RoadEdge-v1")`` works from any code.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ VECTOR_ENTRY_POINT = "roadedge.envs.vector_env:RoadEdgeVectorEnv"
 
 def env_ids() -> list[str]:
     """Every registered RoadEdge id."""
-    return ["RoadEdge-v0"] + [f"RoadEdge-{name}-v0" for name in preset_names()]
+    return ["RoadEdge-v1"] + [f"RoadEdge-{name}-v1" for name in preset_names()]
 
 
 def register_envs() -> None:
@@ -30,7 +30,7 @@ def register_envs() -> None:
     for env_id in env_ids():
         if env_id in gym.registry:
             continue
-        preset = "city" if env_id == "RoadEdge-v0" else env_id[len("RoadEdge-") : -len("-v0")]
+        preset = "city" if env_id == "RoadEdge-v1" else env_id[len("RoadEdge-") : -len("-v1")]
         gym.register(
             id=env_id,
             entry_point=ENTRY_POINT,

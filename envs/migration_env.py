@@ -87,7 +87,7 @@ class RoadEdgeEnv(gym.Env):
 
     ## Arguments
 
-    ``gymnasium.make("RoadEdge-v0", scenario="city", obs_mode="flat",
+    ``gymnasium.make("RoadEdge-v1", scenario="city", obs_mode="flat",
     render_mode=None, **overrides)``: ``scenario`` is a preset name, a YAML
     path or a ``ScenarioConfig``; overrides are config keys, nested dicts or
     dotted/``__`` paths (``vehicles__max_vehicles=50``); an unknown key or an

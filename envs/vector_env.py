@@ -6,7 +6,7 @@ operations. Because every random draw depends only on an environment's own
 episode key (see ``sim/rng.py``), row ``i`` reproduces exactly what a single
 ``RoadEdgeEnv`` would do with the same seeds, whatever the batch size.
 
-Get one with ``gymnasium.make_vec("RoadEdge-v0", num_envs=64,
+Get one with ``gymnasium.make_vec("RoadEdge-v1", num_envs=64,
 vectorization_mode="vector_entry_point")`` or construct it directly.
 :class:`SB3VecEnv` adapts it to Stable-Baselines3's ``VecEnv`` interface
 (terminal observations in ``infos``, Monitor-style ``episode`` entries,

@@ -745,7 +745,7 @@ def test_policy_names_all_build():
 
 @pytest.mark.parametrize("obs_mode", ["flat", "dict"])
 def test_predict_shapes_single_and_batched(obs_mode):
-    env = gym.make("RoadEdge-small-v0", obs_mode=obs_mode)
+    env = gym.make("RoadEdge-small-v1", obs_mode=obs_mode)
     obs, _ = env.reset(seed=0)
     N = env.unwrapped.n_nodes
     pol = make_policy("threshold+failover", env)

@@ -16,8 +16,8 @@ import roadedge.envs  # noqa: F401  (registers the ids)
 from roadedge.agents.encoder import NodeSetExtractor, distance_summary
 from roadedge.agents.train import resolve_policy_kwargs
 
-SMALL = "RoadEdge-small-v0"
-CITY = "RoadEdge-v0"
+SMALL = "RoadEdge-small-v1"
+CITY = "RoadEdge-v1"
 ATOL = 1e-5
 
 

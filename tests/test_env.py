@@ -20,8 +20,8 @@ from gymnasium import spaces
 import roadedge.envs as roadedge_envs
 from roadedge.envs import ConfigError, RoadEdgeEnv
 
-SMALL = "RoadEdge-small-v0"
-FAILURES = "RoadEdge-failures-v0"
+SMALL = "RoadEdge-small-v1"
+FAILURES = "RoadEdge-failures-v1"
 
 METRIC_KEYS = (
     "tasks_generated",
@@ -169,9 +169,9 @@ def test_sb3_env_checker(env_id, obs_mode):
 
 def test_env_ids_registered():
     ids = roadedge_envs.env_ids()
-    assert "RoadEdge-v0" in ids
+    assert "RoadEdge-v1" in ids
     for preset in ("small", "city", "failures"):
-        assert f"RoadEdge-{preset}-v0" in ids
+        assert f"RoadEdge-{preset}-v1" in ids
     for env_id in ids:
         assert env_id in gym.registry
         assert gym.registry[env_id].max_episode_steps is not None
@@ -187,7 +187,7 @@ def test_make_with_module_prefix_from_other_directory(tmp_path):
         import json, sys
         import gymnasium
         assert "roadedge.envs" not in sys.modules
-        env = gymnasium.make("roadedge.envs:RoadEdge-v0")
+        env = gymnasium.make("roadedge.envs:RoadEdge-v1")
         obs, info = env.reset(seed=0)
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
         print(json.dumps({"id": env.spec.id, "obs": list(obs.shape),
@@ -206,7 +206,7 @@ def test_make_with_module_prefix_from_other_directory(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["id"] == "RoadEdge-v0"
+    assert out["id"] == "RoadEdge-v1"
     assert out["in_space"] is True
     assert out["reward"] == "float"
     assert len(out["obs"]) == 1 and out["obs"][0] > 0
@@ -216,7 +216,7 @@ def test_make_with_module_prefix_from_other_directory(tmp_path):
 
 
 def test_make_with_scenario_sets_spaces():
-    env = gym.make("RoadEdge-v0", scenario="small")
+    env = gym.make("RoadEdge-v1", scenario="small")
     cfg = env.unwrapped.cfg
     n = cfg.rsu.count + cfg.uav.count
     assert (cfg.rsu.count, cfg.uav.count, cfg.horizon) == (3, 1, 200)
@@ -265,7 +265,7 @@ def test_yaml_scenario(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("base: small\nhorizon: 50\nrsu: {count: 2}\nuav: {count: 2}\n")
     for scenario in (str(path), path):
-        env = gym.make("RoadEdge-v0", scenario=scenario, max_episode_steps=50)
+        env = gym.make("RoadEdge-v1", scenario=scenario, max_episode_steps=50)
         cfg = env.unwrapped.cfg
         assert (cfg.horizon, cfg.rsu.count, cfg.uav.count) == (50, 2, 2)
         assert cfg.map.grid_blocks == gym.make(SMALL).unwrapped.cfg.map.grid_blocks
@@ -273,7 +273,7 @@ def test_yaml_scenario(tmp_path):
         env.reset(seed=0)
         env.close()
     # Overrides apply on top of the file.
-    env = gym.make("RoadEdge-v0", scenario=str(path), horizon=60)
+    env = gym.make("RoadEdge-v1", scenario=str(path), horizon=60)
     assert env.unwrapped.cfg.horizon == 60
 
 
@@ -299,9 +299,9 @@ def test_bad_yaml_key_raises(tmp_path):
     path = tmp_path / "typo.yaml"
     path.write_text("base: small\nrsu: {cont: 2}\n")
     with pytest.raises(ConfigError, match=r"rsu\.cont"):
-        gym.make("RoadEdge-v0", scenario=str(path))
+        gym.make("RoadEdge-v1", scenario=str(path))
     with pytest.raises(ConfigError, match="nope"):
-        gym.make("RoadEdge-v0", scenario="nope")
+        gym.make("RoadEdge-v1", scenario="nope")
 
 
 def test_bad_obs_mode_raises():

@@ -13,7 +13,7 @@ import pytest
 from roadedge.agents import evaluate as ev
 from roadedge.agents.stats import bootstrap_ci, iqm
 
-SMALL = "RoadEdge-small-v0"
+SMALL = "RoadEdge-small-v1"
 
 
 # --- stats

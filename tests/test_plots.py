@@ -11,7 +11,7 @@ from PIL import Image
 from roadedge.agents import evaluate as ev
 from roadedge.agents.plots import plot_comparison, plot_learning_curve
 
-SMALL = "RoadEdge-small-v0"
+SMALL = "RoadEdge-small-v1"
 
 
 def _png(path):

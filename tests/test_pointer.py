@@ -27,8 +27,8 @@ from roadedge.agents.pointer import (
     unpack,
 )
 
-SMALL = "RoadEdge-small-v0"
-CITY = "RoadEdge-v0"
+SMALL = "RoadEdge-small-v1"
+CITY = "RoadEdge-v1"
 ATOL = 1e-5
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py

@@ -50,7 +50,7 @@ def test_frames_of_every_id(env_id):
 
 
 def test_node_failure_changes_the_picture():
-    env = gym.make("RoadEdge-small-v0", render_mode="rgb_array")
+    env = gym.make("RoadEdge-small-v1", render_mode="rgb_array")
     env.reset(seed=3)
     sim = env.unwrapped.sim
     before = env.render()
@@ -72,7 +72,7 @@ def test_node_failure_changes_the_picture():
 
 def test_natural_failures_render():
     env = gym.make(
-        "RoadEdge-failures-v0",
+        "RoadEdge-failures-v1",
         render_mode="rgb_array",
         faults__rsu_mttf_s=100.0,
         faults__uav_mttf_s=100.0,
@@ -88,7 +88,7 @@ def test_natural_failures_render():
     env.close()
 
 
-@pytest.mark.parametrize("env_id", ["RoadEdge-v0", "RoadEdge-failures-v0"])
+@pytest.mark.parametrize("env_id", ["RoadEdge-v1", "RoadEdge-failures-v1"])
 def test_rendering_does_not_change_the_trajectory(env_id, assert_same_world):
     plain = gym.make(env_id, faults__rsu_mttf_s=300.0)
     drawn = gym.make(env_id, render_mode="rgb_array", faults__rsu_mttf_s=300.0)
@@ -113,7 +113,7 @@ def test_rendering_does_not_change_the_trajectory(env_id, assert_same_world):
 
 def test_human_mode_without_display_warns_once(monkeypatch):
     monkeypatch.setattr(render_mod, "_has_display", lambda: False)
-    env = gym.make("RoadEdge-small-v0", render_mode="human")
+    env = gym.make("RoadEdge-small-v1", render_mode="human")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         env.reset(seed=0)
@@ -126,7 +126,7 @@ def test_human_mode_without_display_warns_once(monkeypatch):
 
 
 def test_close_and_render_again():
-    env = gym.make("RoadEdge-small-v0", render_mode="rgb_array")
+    env = gym.make("RoadEdge-small-v1", render_mode="rgb_array")
     env.reset(seed=0)
     first = env.render()
     env.close()

@@ -13,7 +13,7 @@ def test_show_writes_a_readable_gif(tmp_path):
         main(
             [
                 "--env-id",
-                "RoadEdge-small-v0",
+                "RoadEdge-small-v1",
                 "--policy",
                 "threshold+failover",
                 "--steps",

@@ -24,7 +24,7 @@ import roadedge.envs  # noqa: F401  (registers the ids)
 from roadedge.agents import train as tr
 from roadedge.agents.evaluate import load_model
 
-SMALL = "RoadEdge-small-v0"
+SMALL = "RoadEdge-small-v1"
 HORIZON = 20
 STEPS = 128
 N_ENVS = 2

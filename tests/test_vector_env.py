@@ -25,7 +25,7 @@ def final_row(final_info: dict, i: int) -> dict:
     }
 
 
-SMALL = "RoadEdge-small-v0"
+SMALL = "RoadEdge-small-v1"
 HORIZON = 20  # short episodes, so every test crosses several autoresets
 SEEDS = [11, 5, 2024]
 
@@ -269,7 +269,7 @@ def test_make_vec_vector_entry_point():
     """``gymnasium.make_vec`` builds a RoadEdgeVectorEnv with batched spaces and passes
     kwargs (scenario, overrides, obs_mode) through."""
     venv = gym.make_vec(
-        "RoadEdge-v0", num_envs=4, vectorization_mode="vector_entry_point", scenario="small"
+        "RoadEdge-v1", num_envs=4, vectorization_mode="vector_entry_point", scenario="small"
     )
     assert isinstance(venv.unwrapped, RoadEdgeVectorEnv)
     inner = venv.unwrapped

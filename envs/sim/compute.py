@@ -10,8 +10,11 @@ Per-tick latency of a running task (what its vehicle experiences):
     radio    = 8 * request_mb / rate_access            (vehicle <-> access node)
     backhaul = hops(access node, host) * (hop_latency + 8 * request_mb / backhaul_rate)
     compute  = request_cycles / (f / k)
-    latency  = radio + backhaul + compute              (out of coverage: a fixed
-                                                        penalty replaces radio + backhaul)
+    latency  = radio + backhaul + compute              (out of coverage: radio +
+                                                        backhaul = out_of_coverage_ms)
+
+A session whose vehicle has left the map is charged nothing (it ends this
+tick); nothing the controller does could change that latency.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 from .arrays import gather
 from .config import ScenarioConfig
 from .layout import Layout
-from .world import RUNNING, World
+from .world import KIND_SESSION, KIND_TASK, RUNNING, World
 
 
 def per_hop_ms(cfg: ScenarioConfig) -> float:
@@ -30,6 +33,13 @@ def per_hop_ms(cfg: ScenarioConfig) -> float:
     return (
         cfg.radio.hop_latency_ms + 1000.0 * 8.0 * cfg.radio.request_mb / cfg.migration.backhaul_mbps
     )
+
+
+def requests_per_tick(kind: np.ndarray, cfg: ScenarioConfig) -> np.ndarray:
+    """Requests each row sends in a tick, each charged its latency: one for a task,
+    ``sessions.request_rate_hz * dt_s`` for a session. Same shape as ``kind``."""
+    per_session = cfg.sessions.request_rate_hz * cfg.dt_s
+    return np.where(kind == KIND_SESSION, per_session, 1.0)
 
 
 def host_share_hz(world: World, layout: Layout) -> np.ndarray:
@@ -57,7 +67,12 @@ def task_latency_ms(
 
 
 def progress(world: World, layout: Layout, cfg: ScenarioConfig, blocked_s: np.ndarray):
-    """Advance running tasks on live hosts. Returns (serving mask, latency_ms)."""
+    """Advance running tasks on live hosts.
+
+    Returns (serving, charged, latency_ms), (B, T) each: ``serving`` rows run on
+    a live host; ``charged`` are the serving rows whose latency counts (not a
+    session whose vehicle has left); ``latency_ms`` is 0 outside ``charged``.
+    """
     host = np.maximum(world.task_host, 0)
     host_up = gather(world.node_up, host)
     serving = (world.task_state == RUNNING) & host_up
@@ -67,9 +82,11 @@ def progress(world: World, layout: Layout, cfg: ScenarioConfig, blocked_s: np.nd
     t_eff = np.maximum(t_eff - blocked_s, 0.0)
     gain = gather(share, host) * t_eff
     world.task_done += np.where(serving, gain, 0.0)
-    latency = task_latency_ms(world, layout, cfg, serving, share)
+    vehicle_here = gather(world.veh_active, world.task_vehicle)
+    charged = serving & ((world.task_kind == KIND_TASK) | vehicle_here)
+    latency = task_latency_ms(world, layout, cfg, charged, share)
     world.task_latency_ms[:] = latency
-    return serving, latency
+    return serving, charged, latency
 
 
 def uav_energy_j(world: World, layout: Layout, cfg: ScenarioConfig) -> np.ndarray:

@@ -168,7 +168,9 @@ class VehicleConfig(_Section):
 class TaskConfig(_Section):
     SECTION: ClassVar[str] = "tasks"
 
-    rate_per_vehicle_hz: float = _f(0.05, 0.0, 100.0, "Poisson task arrivals per vehicle [1/s]")
+    rate_per_vehicle_hz: float = _f(
+        0.01, 0.0, 100.0, "Poisson task arrivals per vehicle: background load [1/s]"
+    )
     n_services: int = _f(4, 1, 64, "service types")
     work_gcycles_min: float = _f(20.0, 0.001, 1e6, "[1e9 CPU cycles]")
     work_gcycles_max: float = _f(80.0, 0.001, 1e6, "[1e9 CPU cycles]")
@@ -186,6 +188,33 @@ class TaskConfig(_Section):
 
 
 @dataclass(frozen=True)
+class SessionConfig(_Section):
+    """Long-lived per-vehicle service sessions: the workload that migrates.
+
+    A session is a vehicle's service instance (seed 000's session keep-alive,
+    seed 004's session affinity), hosted on one node at a time and charged
+    every tick the latency its vehicle sees. It ends when its vehicle leaves
+    the map, or after a drawn duration when ``mean_duration_s > 0``.
+    """
+
+    SECTION: ClassVar[str] = "sessions"
+
+    vehicle_share: float = _f(0.5, 0.0, 1.0, "P(a vehicle starts a session when it enters)")
+    start_rate_hz: float = _f(
+        0.0, 0.0, 10.0, "Poisson session starts per vehicle without one, after entry [1/s]"
+    )
+    mean_duration_s: float = _f(
+        0.0, 0.0, 1e9, "exponential session duration (0: until the vehicle leaves) [s]"
+    )
+    state_mb_min: float = _f(10.0, 0.0, 1e5, "migratable session state [MB]")
+    state_mb_max: float = _f(50.0, 0.0, 1e5, "[MB]")
+    setup_mb: float = _f(2.0, 0.0, 1e5, "uploaded to start a session (or restart it) [MB]")
+    request_rate_hz: float = _f(
+        3.0, 0.0, 1e4, "requests a session sends per second, each charged its latency [1/s]"
+    )
+
+
+@dataclass(frozen=True)
 class RadioConfig(_Section):
     SECTION: ClassVar[str] = "radio"
 
@@ -196,9 +225,10 @@ class RadioConfig(_Section):
     interference_factor: float = _f(0.05, 0.0, 1.0, "share of other nodes' power as interference")
     request_mb: float = _f(0.1, 0.0, 1e4, "per-tick request/response exchanged [MB]")
     hop_latency_ms: float = _f(5.0, 0.0, 1e4, "per backhaul hop, switching + propagation [ms]")
-    hop_range_m: float = _f(300.0, 1.0, 1e6, "backhaul hop length [m]")
     compute_request_gcycles: float = _f(0.05, 0.0, 1e4, "per-request compute [1e9 cycles]")
-    out_of_coverage_ms: float = _f(150.0, 0.0, 1e6, "latency when no node is in range [ms]")
+    out_of_coverage_ms: float = _f(
+        0.0, 0.0, 1e6, "network latency charged while no node is in range (0: none) [ms]"
+    )
 
 
 @dataclass(frozen=True)
@@ -282,6 +312,7 @@ class ScenarioConfig(_Section):
     uav: UAVConfig = _nested(UAVConfig)
     vehicles: VehicleConfig = _nested(VehicleConfig)
     tasks: TaskConfig = _nested(TaskConfig)
+    sessions: SessionConfig = _nested(SessionConfig)
     radio: RadioConfig = _nested(RadioConfig)
     migration: MigrationConfig = _nested(MigrationConfig)
     faults: FaultConfig = _nested(FaultConfig)
@@ -317,6 +348,7 @@ def _check_consistency(cfg: ScenarioConfig) -> None:
         ("tasks.input_mb_min", "tasks.input_mb_max"),
         ("tasks.state_mb_min", "tasks.state_mb_max"),
         ("tasks.deadline_s_min", "tasks.deadline_s_max"),
+        ("sessions.state_mb_min", "sessions.state_mb_max"),
     ]
     for lo_key, hi_key in pairs:
         if _get(cfg, lo_key) > _get(cfg, hi_key):
@@ -330,6 +362,11 @@ def _check_consistency(cfg: ScenarioConfig) -> None:
         raise ConfigError(
             "tasks.rate_per_vehicle_hz * dt_s must be at most 0.5 (arrivals per vehicle and "
             f"tick are drawn up to 4), got {cfg.tasks.rate_per_vehicle_hz * cfg.dt_s:g}"
+        )
+    if cfg.sessions.start_rate_hz * cfg.dt_s > 1.0:
+        raise ConfigError(
+            "sessions.start_rate_hz * dt_s must be at most 1 (at most one start per vehicle "
+            f"and tick), got {cfg.sessions.start_rate_hz * cfg.dt_s:g}"
         )
     if cfg.vehicles.initial_vehicles > cfg.vehicles.max_vehicles:
         raise ConfigError("vehicles.initial_vehicles must not exceed vehicles.max_vehicles")

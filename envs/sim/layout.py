@@ -27,7 +27,7 @@ class Layout:
     tx_power_dbm: np.ndarray  # (N,)
     capability: np.ndarray  # (N, S) bool: node can run service s (seed 004 index)
     distance_m: np.ndarray  # (N, N) 3-D distance between nodes [m]
-    hops: np.ndarray  # (N, N) backhaul hops, 0 on the diagonal
+    hops: np.ndarray  # (N, N) metro backhaul hops (shortest path), 0 on the diagonal
     map_size_m: float
 
     @property
@@ -35,17 +35,66 @@ class Layout:
         return int(self.pos_xyz.shape[0])
 
 
+def grid_cells(count: int) -> np.ndarray:
+    """(column, row) of the first ``count`` cells of a k x k grid, row-major (k = ceil(sqrt))."""
+    if count == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    k = math.ceil(math.sqrt(count))
+    i = np.arange(count)
+    return np.stack([i % k, i // k], axis=1)
+
+
 def _grid_positions(count: int, size_m: float, block_m: float, snap_y: bool) -> np.ndarray:
     """``count`` points of a k x k grid spread over the map (k = ceil(sqrt(count)))."""
     if count == 0:
         return np.zeros((0, 2))
     k = math.ceil(math.sqrt(count))
-    coords = (np.arange(k) + 0.5) * size_m / k
-    xs, ys = np.meshgrid(coords, coords)
-    pts = np.stack([xs.ravel(), ys.ravel()], axis=1)[:count]
+    pts = (grid_cells(count) + 0.5) * size_m / k
     if snap_y:  # put roadside units on the nearest horizontal road
         pts[:, 1] = np.round(pts[:, 1] / block_m) * block_m
     return pts
+
+
+def _shortest_hops(adjacent: np.ndarray) -> np.ndarray:
+    """All-pairs hop counts of an undirected graph by breadth-first levels, (N, N) int."""
+    n = adjacent.shape[0]
+    hops = np.where(np.eye(n, dtype=bool), 0, -1)
+    reached = np.eye(n, dtype=bool)
+    frontier = reached.copy()
+    level = 0
+    a = adjacent.astype(np.float64)
+    while frontier.any():
+        level += 1
+        frontier = ((frontier.astype(np.float64) @ a) > 0) & ~reached
+        hops[frontier] = level
+        reached |= frontier
+    return hops
+
+
+def metro_hops(rsu_cells: np.ndarray, rsu_xy: np.ndarray, uav_xy: np.ndarray) -> np.ndarray:
+    """Backhaul hop counts of the metro network, (R + U, R + U), RSUs first.
+
+    RSUs are linked by wire to their neighbours on the placement grid (cells
+    one step apart in one direction): a mesh along the roads, so the hop count
+    between two RSUs is their Manhattan distance on the grid and grows with
+    their distance on the map. A UAV reaches the backhaul over one wireless hop
+    to its nearest RSU; without RSUs, UAVs form the grid mesh themselves.
+    """
+    R, U = len(rsu_xy), len(uav_xy)
+    N = R + U
+    adjacent = np.zeros((N, N), dtype=bool)
+    if R:
+        diff = np.abs(rsu_cells[:, None, :] - rsu_cells[None, :, :]).sum(-1)
+        adjacent[:R, :R] = diff == 1
+        if U:
+            d2 = ((uav_xy[:, None, :] - rsu_xy[None, :, :]) ** 2).sum(-1)
+            nearest = np.argmin(d2, axis=1)
+            adjacent[R + np.arange(U), nearest] = True
+            adjacent[nearest, R + np.arange(U)] = True
+    else:
+        cells = grid_cells(U)
+        adjacent[:, :] = np.abs(cells[:, None, :] - cells[None, :, :]).sum(-1) == 1
+    return _shortest_hops(adjacent)
 
 
 def round_robin_capabilities(n_nodes_offset: int, count: int, per_node: int, n_services: int):
@@ -81,9 +130,7 @@ def build_layout(cfg: ScenarioConfig) -> Layout:
     )
     diff = pos[:, None, :] - pos[None, :, :]
     dist = np.sqrt((diff**2).sum(-1))
-    hops = np.ceil(dist / cfg.radio.hop_range_m).astype(np.int64)
-    np.fill_diagonal(hops, 0)
-    hops = np.where(np.eye(len(pos), dtype=bool), 0, np.maximum(hops, 1))
+    hops = metro_hops(grid_cells(n_r), rsu_xy, uav_xy).astype(np.int64)
     return Layout(
         pos_xyz=pos,
         is_uav=is_uav,

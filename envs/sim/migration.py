@@ -4,8 +4,9 @@ The controller's decision for node ``n`` is a target node ``m`` (or none).
 
 * If the controller believes ``n`` is up, this plans a **migration** of up to
   ``max_tasks_per_migration`` of ``n``'s running tasks to ``m`` among the
-  tasks ``m`` can run: first those whose vehicle is attached to ``m``
-  (session affinity, seed 004), then by seed 000's task priority
+  tasks ``m`` can run: if some have their vehicle attached to ``m``
+  (session affinity, seed 004), only those (sessions first: a session follows
+  its vehicle, a task ends soon); otherwise (an offload) any, by seed 000's task priority
   ``0.5 * urgency + 0.5 / max(1, remaining_s)``. The target reserves slots at once; the
   tasks keep running on ``n`` through the prepare (70 %) and sync (25 %)
   phases; the switch (5 %) is downtime. At the end a Bernoulli draw with
@@ -34,9 +35,10 @@ from .layout import Layout
 from .rng import Stream, uniform
 from .scheduler import rank_within
 from .triggers import Trigger, analyse
-from .world import ORPHANED, RUNNING, World
+from .world import KIND_SESSION, ORPHANED, RUNNING, World
 
 AFFINITY_PRIORITY = 2.0  # above any seed 000 priority (<= 1), below a priority level gap (3)
+SESSION_PRIORITY = 1.0  # sessions before tasks within the same affinity class
 
 
 def mobility_features(world: World, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -143,8 +145,18 @@ def apply_decisions(
     prio = formulas.task_priority(urgency[env, src], remaining)
     veh = world.task_vehicle[env, task]
     near = (world.veh_access[env, veh] == tgt) & world.veh_active[env, veh]
-    prio = prio + AFFINITY_PRIORITY * near
+    session = world.task_kind[env, task] == KIND_SESSION
+    prio = prio + AFFINITY_PRIORITY * near + SESSION_PRIORITY * session
     prio = np.where(orphan[env, task], world.task_priority[env, task] + prio, prio)
+    # A migration toward the vehicles attached to the target moves only those: the
+    # other rows' vehicles are elsewhere and would move away from them. With none
+    # attached it is an offload (seed 000's overload case) and takes the best rows.
+    migrating = ~orphan[env, task]
+    group = env * N + src
+    has_near = np.zeros(B * N, dtype=bool)
+    has_near[group[near & migrating]] = True
+    keep = ~migrating | near | ~has_near[group]
+    env, task, src, tgt, prio = env[keep], task[keep], src[keep], tgt[keep], prio[keep]
     # Seed 000: the highest-priority tasks of each source, at most k per migration ...
     keep = rank_within(env * N + src, -prio) < mc.max_tasks_per_migration
     env, task, src, tgt, prio = env[keep], task[keep], src[keep], tgt[keep], prio[keep]

@@ -26,7 +26,7 @@ from .arrays import gather
 from .config import ScenarioConfig
 from .layout import Layout
 from .rng import Stream, poisson_from_uniform, uniform
-from .world import FREE, QUEUED, RUNNING, World
+from .world import FREE, KIND_TASK, QUEUED, RUNNING, World
 
 MIN_UPLOAD_RATE_MBPS = 1.0
 ARRIVALS_MAX = 5  # per vehicle and tick: the Poisson draw is truncated at 4
@@ -77,6 +77,7 @@ def generate_tasks(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.nd
         return uniform(world.key[env], world.tick[env], stream, draw_index)
 
     world.task_state[env, row] = QUEUED
+    world.task_kind[env, row] = KIND_TASK
     world.task_vehicle[env, row] = veh
     world.task_service[env, row] = np.minimum(
         (draw(Stream.TASK_SERVICE) * tc.n_services).astype(np.int64), tc.n_services - 1

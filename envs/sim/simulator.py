@@ -10,10 +10,11 @@ Order of operations inside a tick ``[t, t + dt)`` (MODEL.md section "A tick"):
    orphaned; orphans past their timeout are dropped;
 4. mobility: vehicles move, leave, enter;
 5. radio: access node and rate of every vehicle;
-6. tasks: Poisson arrivals, dispatch of waiting tasks;
+6. sessions and tasks: session starts, Poisson task arrivals, dispatch of waiting rows;
 7. compute: processor sharing, latency, UAV energy, replicas;
 8. migrations ending in this tick succeed (commit) or fail (roll back);
-9. outcomes: completions, deadline misses; counters and reward terms.
+9. outcomes: task completions and deadline misses, sessions ending with their
+   vehicle; counters and reward terms.
 
 The simulator knows nothing of Gymnasium; ``StepResult`` carries plain arrays.
 """
@@ -25,12 +26,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import compute, faults, formulas, ledger, migration, mobility, radio, scheduler
+from . import compute, faults, formulas, ledger, migration, mobility, radio, scheduler, sessions
 from .config import ScenarioConfig
 from .layout import Layout, build_layout
 from .rng import Stream, uniform
 from .stats import Counters, EventLog
-from .world import FREE, ORPHANED, RUNNING, World, allocate, reset_rows
+from .world import (
+    FREE,
+    KIND_SESSION,
+    KIND_TASK,
+    ORPHANED,
+    RUNNING,
+    World,
+    allocate,
+    reset_rows,
+)
 
 REWARD_TERMS = (
     "completion",
@@ -51,7 +61,7 @@ class StepResult:
     terms: dict[str, np.ndarray]  # named reward terms, unweighted, (B,) each
     completed: np.ndarray  # (B,) tasks completed this tick
     missed: np.ndarray
-    dropped: np.ndarray
+    dropped: np.ndarray  # tasks and sessions lost this tick
     invalid: np.ndarray
 
 
@@ -214,7 +224,9 @@ class Simulator:
         )
 
         self._mark("radio")
-        # 6. tasks
+        # 6. sessions and tasks
+        started, no_session_row = sessions.start_sessions(w, cfg)
+        c.sessions_started += started
         generated, no_row = scheduler.generate_tasks(w, cfg)
         c.tasks_generated += generated
         scheduler.dispatch_waiting(w, lay, cfg)
@@ -223,7 +235,7 @@ class Simulator:
         # 7. compute
         due, success = migration.due_outcomes(w, cfg, self._node_index)
         blocked = migration.switch_blocked_s(w, success)
-        serving, latency_ms = compute.progress(w, lay, cfg, blocked)
+        serving, charged, latency_ms = compute.progress(w, lay, cfg, blocked)
         energy_j = compute.uav_energy_j(w, lay, cfg)
         w.battery_j -= energy_j
         scheduler.checkpoint_replicas(w, cfg)
@@ -252,32 +264,44 @@ class Simulator:
         self._mark("migrations")
         # 9. outcomes
         live = w.task_state != FREE
-        done = (w.task_state == RUNNING) & (w.task_done >= w.task_work - 1e-6)
+        is_task = w.task_kind == KIND_TASK
         end = now + cfg.dt_s
-        late = live & ~done & ~dropped_mask & (w.task_deadline_s <= end[:, None] + 1e-9)
         dropped_mask &= live
+        done = is_task & (w.task_state == RUNNING) & (w.task_done >= w.task_work - 1e-6)
+        late = is_task & live & ~done & ~dropped_mask
+        late &= w.task_deadline_s <= end[:, None] + 1e-9
+        over = sessions.ending(w, end) & ~dropped_mask
         weight = w.task_priority / float(cfg.faults.priority_medium)
         e, t = np.nonzero(done)
         np.add.at(w.node_completed, (e, w.task_host[e, t]), 1)
-        ended = done | late | dropped_mask
+        ended = done | late | dropped_mask | over
         e, t = np.nonzero(ended)
         ledger.complete(w, e, t)
 
         n_done, n_late = done.sum(1), late.sum(1)
-        n_drop = dropped_mask.sum(1) + no_row
+        session_drop = (dropped_mask & ~is_task).sum(1) + no_session_row
+        n_drop = (dropped_mask & is_task).sum(1) + no_row + session_drop
         c.tasks_completed += n_done
         c.tasks_missed += n_late
-        c.tasks_dropped += n_drop
+        c.tasks_dropped += n_drop - session_drop
+        c.sessions_ended += over.sum(1)
+        c.sessions_dropped += session_drop
         c.latency_sum_ms += latency_ms.sum(1)
-        c.latency_samples += serving.sum(1)
+        c.latency_samples += charged.sum(1)
+        session_charged = charged & (w.task_kind == KIND_SESSION)
+        c.session_latency_sum_ms += np.where(session_charged, latency_ms, 0.0).sum(1)
+        c.session_latency_samples += session_charged.sum(1)
+        hops, attached = self._session_hops(session_charged)
+        c.session_hops_sum += hops
+        c.session_hops_samples += attached
         c.downtime_s += downtime
         c.uav_energy_kj += energy_j.sum(1) / 1000.0
 
         terms = {
             "completion": (weight * done).sum(1),
-            "latency": latency_ms.sum(1) / 1000.0,
+            "latency": self._requests_latency_s(latency_ms),
             "deadline_miss": (weight * late).sum(1),
-            "drop": (weight * dropped_mask).sum(1) + no_row,
+            "drop": (weight * dropped_mask).sum(1) + no_row + no_session_row,
             "migration_cost": dec["started_cost"],
             "downtime": downtime,
             "uav_energy": energy_j.sum(1) / 1000.0,
@@ -304,6 +328,25 @@ class Simulator:
             invalid=dec["invalid"],
         )
 
+    def _requests_latency_s(self, latency_ms: np.ndarray) -> np.ndarray:
+        """Summed latency of this tick's requests [s], (B,) (``compute.requests_per_tick``)."""
+        per_row = compute.requests_per_tick(self.world.task_kind, self.cfg)
+        return (latency_ms * per_row).sum(1) / 1000.0
+
+    def _session_hops(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sum of access -> host hops over ``rows`` whose vehicle is attached, and their
+        count, (B,) each."""
+        w = self.world
+        e, t = np.nonzero(rows)
+        access = w.veh_access[e, w.task_vehicle[e, t]]
+        ok = access >= 0
+        hops = self.layout.hops[np.maximum(access, 0), w.task_host[e, t]] * ok
+        B = self.batch_size
+        return (
+            np.bincount(e, weights=hops, minlength=B).astype(np.float64),
+            np.bincount(e, weights=ok, minlength=B).astype(np.float64),
+        )
+
     def _mark(self, phase: str) -> None:
         """Charge the time since the last mark to ``phase`` (only when profiling)."""
         if self.phase_times is not None:
@@ -314,7 +357,14 @@ class Simulator:
     # ------------------------------------------------------------------ views
 
     def tasks_active(self) -> np.ndarray:
-        return (self.world.task_state != FREE).sum(1)
+        """Live task rows (kind task), (B,)."""
+        w = self.world
+        return ((w.task_state != FREE) & (w.task_kind == KIND_TASK)).sum(1)
+
+    def sessions_active(self) -> np.ndarray:
+        """Live sessions, (B,)."""
+        w = self.world
+        return ((w.task_state != FREE) & (w.task_kind == KIND_SESSION)).sum(1)
 
     def metrics(self) -> dict[str, np.ndarray]:
         """Episode metrics a paper would report, per environment (B,) arrays."""
@@ -326,6 +376,20 @@ class Simulator:
             "tasks_missed": c.tasks_missed,
             "tasks_dropped": c.tasks_dropped,
             "tasks_active": self.tasks_active().astype(np.float64),
+            "sessions_started": c.sessions_started,
+            "sessions_ended": c.sessions_ended,
+            "sessions_dropped": c.sessions_dropped,
+            "sessions_active": self.sessions_active().astype(np.float64),
+            "session_latency_ms": np.where(
+                c.session_latency_samples > 0,
+                c.session_latency_sum_ms / np.maximum(c.session_latency_samples, 1),
+                0.0,
+            ),
+            "session_hops": np.where(
+                c.session_hops_samples > 0,
+                c.session_hops_sum / np.maximum(c.session_hops_samples, 1),
+                0.0,
+            ),
             "migrations_started": c.migrations_started,
             "migrations_completed": c.migrations_completed,
             "migrations_failed": c.migrations_failed,

@@ -26,6 +26,13 @@ class Counters:
     tasks_completed: np.ndarray
     tasks_missed: np.ndarray
     tasks_dropped: np.ndarray
+    sessions_started: np.ndarray
+    sessions_ended: np.ndarray  # vehicle left the map, or planned end reached
+    sessions_dropped: np.ndarray  # lost: failover attempts exhausted, orphan timeout, no row
+    session_latency_sum_ms: np.ndarray
+    session_latency_samples: np.ndarray  # session-ticks charged
+    session_hops_sum: np.ndarray  # access -> host backhaul hops over attached session-ticks
+    session_hops_samples: np.ndarray
     migrations_started: np.ndarray  # seed 000 "planned"
     migrations_completed: np.ndarray  # "succeeded"
     migrations_failed: np.ndarray  # success draw failed: rolled back, cost paid

@@ -48,12 +48,13 @@ class ControllerView:
     attached_vehicles: np.ndarray  # vehicles whose access node is this node
     # tasks
     task_state: np.ndarray  # world.FREE/QUEUED/RUNNING/ORPHANED
+    task_kind: np.ndarray  # world.KIND_TASK / KIND_SESSION
     task_host: np.ndarray
     task_origin: np.ndarray
     task_backup: np.ndarray
     task_service: np.ndarray
     task_priority: np.ndarray
-    task_remaining_s: np.ndarray  # time to deadline
+    task_remaining_s: np.ndarray  # time to deadline (sessions: to a planned end, inf if none)
     task_progress: np.ndarray  # fraction of work done (reported by the host)
     task_access: np.ndarray  # access node of the task's vehicle (-1 none)
     task_migrating: np.ndarray
@@ -94,6 +95,7 @@ def controller_view(sim: Simulator) -> ControllerView:
         mean_hops=hops,
         attached_vehicles=attached,
         task_state=w.task_state.copy(),
+        task_kind=w.task_kind.copy(),
         task_host=w.task_host.copy(),
         task_origin=w.task_origin.copy(),
         task_backup=w.task_backup.copy(),

@@ -19,6 +19,11 @@ QUEUED = 1  # generated, waiting for a slot
 RUNNING = 2  # hosted on a node (which may have failed unbeknownst to the controller)
 ORPHANED = 3  # host declared down; waiting for failover (no slot held)
 
+# Kind of a row of the task table (``World.task_kind``): sessions and tasks share
+# the table, the ledger and every invariant; only generation and outcomes differ.
+KIND_TASK = 0  # a short compute job: work, deadline; completes, misses or drops
+KIND_SESSION = 1  # a vehicle's long-lived service instance: ends with its vehicle, or drops
+
 # Why a node is down (``World.down_cause``).
 CAUSE_NONE = 0
 CAUSE_FAULT = 1
@@ -73,8 +78,10 @@ class World:
     veh_serving: np.ndarray  # int: node hosting the vehicle's latest task (affinity)
     veh_tasks: np.ndarray  # int: live tasks owned (a row is reusable only at 0)
     veh_serial: np.ndarray  # uint64: the vehicle's entry number this episode (its RNG index)
+    veh_new: np.ndarray  # bool: entered since the last session draw (entry draw pending)
     # --- tasks (B, T)
     task_state: np.ndarray  # int8 FREE/QUEUED/RUNNING/ORPHANED
+    task_kind: np.ndarray  # int8 KIND_TASK / KIND_SESSION
     task_vehicle: np.ndarray  # int vehicle row
     task_service: np.ndarray  # int service type
     task_priority: np.ndarray  # int 8/5/2 (seed 001)
@@ -84,7 +91,7 @@ class World:
     task_input_mb: np.ndarray
     task_state_mb: np.ndarray
     task_created_s: np.ndarray
-    task_deadline_s: np.ndarray  # absolute deadline [s]
+    task_deadline_s: np.ndarray  # absolute deadline [s]; sessions: planned end (inf: with vehicle)
     task_ready_s: np.ndarray  # no progress before this time (upload, restart, switch) [s]
     task_host: np.ndarray  # int node, -1 if none
     task_origin: np.ndarray  # int node the task last ran on (failover source)
@@ -149,7 +156,9 @@ def allocate(batch: int, n_nodes: int, n_vehicles: int, n_tasks: int) -> World:
         veh_serving=z((B, V), np.int64, NO_NODE),
         veh_tasks=z((B, V), np.int64),
         veh_serial=z((B, V), np.uint64),
+        veh_new=z((B, V), bool),
         task_state=z((B, T), np.int8, FREE),
+        task_kind=z((B, T), np.int8),
         task_vehicle=z((B, T), np.int64),
         task_service=z((B, T), np.int64),
         task_priority=z((B, T), np.int64),
