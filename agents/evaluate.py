@@ -10,6 +10,11 @@ episodes of a policy as rows of one batched simulator (``batched=True``,
 identical to the serial run either way (each episode is a pure function of
 policy, scenario and seed).
 
+Each row also gives the paired difference to the best rule and, with the
+privileged ``oracle`` evaluated (``--policies all,oracle``), the share of the
+oracle's headroom over ``failover`` the policy closes; the gaps are printed under
+the table and saved in ``summary.json`` (see :mod:`roadedge.agents.headroom`).
+
 Command line: ``roadedge-eval --scenario city --policies all --episodes 20 --seed 0``.
 """
 
