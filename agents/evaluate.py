@@ -10,6 +10,11 @@ episodes of a policy as rows of one batched simulator (``batched=True``,
 identical to the serial run either way (each episode is a pure function of
 policy, scenario and seed).
 
+Each row also gives the paired difference to the best rule and, with the
+privileged ``oracle`` evaluated (``--policies all,oracle``), the share of the
+oracle's headroom over ``failover`` the policy closes; the gaps are printed under
+the table and saved in ``summary.json`` (see :mod:`roadedge.agents.headroom`).
+
 Command line: ``roadedge-eval --scenario city --policies all --episodes 20 --seed 0``.
 """
 
@@ -27,7 +32,15 @@ from typing import Any
 
 import numpy as np
 
-from .stats import bootstrap_ci, iqm
+from .headroom import (
+    MODEL_PREFIX,
+    format_headroom,
+    headroom_fields,
+    headroom_summary,
+    policy_order,
+    privileged_label,
+)
+from .stats import bootstrap_ci, iqm, paired_delta
 
 METRIC_COLUMNS = (
     "tasks_generated",
@@ -49,7 +62,6 @@ METRIC_COLUMNS = (
     "mean_recovery_s",
     "invalid_actions",
 )
-MODEL_PREFIX = "model:"
 
 
 @dataclass(frozen=True)
@@ -284,36 +296,16 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, desc="episodes", unit="ep")
 
 
-def paired_delta(records: list[dict], policy: str, reference: str) -> tuple[float, float, float]:
-    """Mean per-seed return difference ``policy - reference`` with its 95 % bootstrap CI.
-
-    Every policy meets the same traffic on a seed (common random numbers), so
-    this paired difference is far tighter than comparing the two means' CIs.
-    """
-    ref = {r["seed"]: r["return"] for r in records if r["policy"] == reference}
-    diff = np.array(
-        [
-            r["return"] - ref[r["seed"]]
-            for r in records
-            if r["policy"] == policy and r["seed"] in ref
-        ]
-    )
-    if diff.size == 0:
-        raise ValueError(f"no common seeds between {policy!r} and {reference!r}")
-    lo, hi = bootstrap_ci(diff)
-    return float(diff.mean()), lo, hi
-
-
 def summarize(records: list[dict], reference: str | None = "noop") -> list[dict[str, Any]]:
     """Per-policy summary rows, in first-appearance order.
 
     With ``reference`` among the policies, each row also has the paired
-    return difference to it (``delta_*``, see :func:`paired_delta`).
+    return difference to it (``delta_*``, see :func:`paired_delta`). Every row
+    has ``privileged``, the ``best_rule`` and the paired difference to it
+    (``delta_best_mean/low/high``), and its ``headroom_share`` of the oracle's
+    headroom over ``headroom_ref`` (see :mod:`roadedge.agents.headroom`).
     """
-    order: list[str] = []
-    for r in records:
-        if r["policy"] not in order:
-            order.append(r["policy"])
+    order = policy_order(records)
     if reference not in order:
         reference = None
     rows = []
@@ -362,6 +354,7 @@ def summarize(records: list[dict], reference: str | None = "noop") -> list[dict[
                     "delta_ci_high": d_hi,
                 }
             )
+        rows[-1].update(headroom_fields(records, name))
     return rows
 
 
@@ -371,13 +364,22 @@ def display_name(policy: str) -> str:
     return policy
 
 
-def format_table(rows: list[dict[str, Any]], title: str = "") -> str:
-    """A plain-text table (also valid Markdown)."""
+def format_table(
+    rows: list[dict[str, Any]], title: str = "", headroom: dict[str, Any] | None = None
+) -> str:
+    """A plain-text table (also valid Markdown); with ``headroom`` (a
+    :func:`headroom_summary`), one line per available gap under it."""
     paired = next((r["paired_vs"] for r in rows if "paired_vs" in r), None)
+    best = next((r["best_rule"] for r in rows if r.get("best_rule")), None)
+    if len(rows) < 2:
+        best = None  # the best rule's column would be its own zeros
+    shares = any(r.get("headroom_share") is not None for r in rows)
     header = [
         "policy",
         "return (95% CI)",
         *([f"vs {paired}, paired (95% CI)"] if paired else []),
+        *([f"vs best rule ({best}), paired (95% CI)"] if best else []),
+        *(["headroom %"] if shares else []),
         "IQM",
         "done %",
         "missed %",
@@ -394,13 +396,15 @@ def format_table(rows: list[dict[str, Any]], title: str = "") -> str:
     ]
     for r in rows:
         cells = [
-            r["policy"],
+            privileged_label(r["policy"]) if r.get("privileged") else r["policy"],
             f"{r['return_mean']:.1f} [{r['return_ci_low']:.1f}, {r['return_ci_high']:.1f}]",
             *(
                 [f"{r['delta_mean']:+.1f} [{r['delta_ci_low']:+.1f}, {r['delta_ci_high']:+.1f}]"]
                 if paired
                 else []
             ),
+            *([_delta_best_cell(r)] if best else []),
+            *([_share_cell(r.get("headroom_share"))] if shares else []),
             f"{r['return_iqm']:.1f}",
             f"{100 * r['completed_rate']:.1f}",
             f"{100 * r['missed_rate']:.1f}",
@@ -411,7 +415,23 @@ def format_table(rows: list[dict[str, Any]], title: str = "") -> str:
             f"{r['failovers']:.1f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    note = format_headroom(headroom) if headroom else ""
+    if note:
+        lines += ["\n" + note]
     return "\n".join(line for line in lines if line != "")
+
+
+def _delta_best_cell(row: dict[str, Any]) -> str:
+    if row.get("delta_best_mean") is None:
+        return "—"
+    return (
+        f"{row['delta_best_mean']:+.1f} "
+        f"[{row['delta_best_low']:+.1f}, {row['delta_best_high']:+.1f}]"
+    )
+
+
+def _share_cell(share: float | None) -> str:
+    return "—" if share is None or not np.isfinite(share) else f"{100 * share:.1f}"
 
 
 def write_results(
@@ -425,7 +445,8 @@ def write_results(
         writer.writerows(records)
     json_path = out_dir / "summary.json"
     with open(json_path, "w", encoding="utf-8") as fh:
-        json.dump({"meta": meta, "policies": rows}, fh, indent=2)
+        summary = {"meta": meta, "policies": rows, "headroom": headroom_summary(records)}
+        json.dump(summary, fh, indent=2)
     return csv_path, json_path
 
 
@@ -471,13 +492,14 @@ def evaluate(
 
 
 def resolve_policies(spec: str, models: Sequence[str] = ()) -> list[str]:
+    """Policy names from a comma list; ``all`` (alone or as an item, e.g. ``all,oracle``)
+    stands for every rule. Duplicates are dropped; each model adds ``model:<path>``."""
     from roadedge.baselines import policy_names
 
-    names = (
-        policy_names()
-        if spec.strip() == "all"
-        else [s.strip() for s in spec.split(",") if s.strip()]
-    )
+    names: list[str] = []
+    for item in (s.strip() for s in spec.split(",")):
+        expanded = policy_names() if item == "all" else [item]
+        names += [name for name in expanded if name and name not in names]
     for name in names:  # validate early with a clear error
         _check_policy_name(name)
     for m in models:
@@ -520,7 +542,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="preset name or YAML path (default: the env id's own scenario)",
     )
     p.add_argument("--env-id", default="RoadEdge-v1")
-    p.add_argument("--policies", default="all", help="comma-separated names, or 'all'")
+    p.add_argument(
+        "--policies",
+        default="all",
+        help="comma-separated names; 'all' is every rule (e.g. all,oracle)",
+    )
     p.add_argument(
         "--model",
         action="append",
@@ -551,9 +577,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from roadedge.baselines import policy_names
+    from roadedge.baselines.policies import PRIVILEGED_POLICIES
 
     if args.list:
         print("\n".join(policy_names()))
+        for name in PRIVILEGED_POLICIES:
+            print(f"{name} (privileged: reads the hidden future)")
         return 0
     if args.episodes < 1:
         raise SystemExit("--episodes must be at least 1")
@@ -591,7 +620,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.env_id} {env_kwargs or ''}: {args.episodes} episodes, seeds "
         f"{args.seed}..{args.seed + args.episodes - 1}"
     )
-    print(format_table(rows, title))
+    print(format_table(rows, title, headroom_summary(records)))
     plot = write_plot(records, out / "comparison.png", title)
     print(f"\nwrote {csv_path}, {json_path}{', ' + str(plot) if plot else ''} ({elapsed:.0f} s)")
     return 0

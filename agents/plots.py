@@ -2,6 +2,13 @@
 
 Both are written as PNG next to the CSV/JSON results by ``roadedge-eval`` and
 ``train.py``. Matplotlib runs headless (Agg canvas, no pyplot state).
+``comparison_figure`` / ``learning_curve_figure`` build the figures,
+``plot_comparison`` / ``plot_learning_curve`` also save them.
+
+Each policy has one colour in every figure, whichever subset is plotted
+(:func:`policy_color`). A privileged policy (``oracle``: it reads the hidden
+future) is drawn hatched and labelled ``oracle (privileged)``: it marks the
+headroom, it is not a baseline.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .headroom import is_privileged, privileged_label
 from .stats import bootstrap_ci
 
 # (record key, axis label, scale) of the panels of the comparison figure.
@@ -25,6 +33,8 @@ COMPARISON_PANELS = (
     ("migrations_started", "migrations started", 1.0),
     ("failovers", "failovers", 1.0),
 )
+PRIVILEGED_HATCH = "//"
+PRIVILEGED_COLOR = "0.78"  # light grey under black hatching: no rule's colour
 
 
 def _figure(width: float, height: float):
@@ -47,7 +57,15 @@ def _per_episode(records: Sequence[dict[str, Any]], policy: str, key: str) -> np
 def plot_comparison(
     records: Sequence[dict[str, Any]], path: str | Path, title: str = "", label=lambda p: p
 ) -> Path:
-    """A bar per policy and metric, with the 95 % bootstrap CI of the mean."""
+    """A bar per policy and metric, with the 95 % bootstrap CI of the mean (saved as PNG)."""
+    fig = comparison_figure(records, title=title, label=label)
+    path = Path(path)
+    fig.savefig(path)
+    return path
+
+
+def comparison_figure(records: Sequence[dict[str, Any]], title: str = "", label=lambda p: p):
+    """The figure of :func:`plot_comparison`; ``label`` maps a policy to its tick label."""
     policies: list[str] = []
     for r in records:
         if r["policy"] not in policies:
@@ -56,8 +74,8 @@ def plot_comparison(
     cols = 4
     rows = int(np.ceil(n / cols))
     fig = _figure(4.2 * cols, 0.9 + max(2.8, 0.28 * len(policies)) * rows)
-    colors = _colors(len(policies))
-    names = [label(p) for p in policies]
+    colors = [policy_color(p) for p in policies]
+    names = [_label(p, label) for p in policies]
     for i, (key, axis_label, scale) in enumerate(COMPARISON_PANELS):
         ax = fig.add_subplot(rows, cols, i + 1)
         means, lows, highs = [], [], []
@@ -68,7 +86,12 @@ def plot_comparison(
             lows.append(x.mean() - lo)
             highs.append(hi - x.mean())
         y = np.arange(len(policies))
-        ax.barh(y, means, xerr=[lows, highs], color=colors, capsize=2, height=0.7)
+        bars = ax.barh(y, means, xerr=[lows, highs], color=colors, capsize=2, height=0.7)
+        for p, bar in zip(policies, bars, strict=True):
+            if is_privileged(p):
+                bar.set_hatch(PRIVILEGED_HATCH)
+                bar.set_edgecolor("black")
+                bar.set_linewidth(0.6)
         ax.set_yticks(y)
         ax.set_yticklabels(names if i % cols == 0 else [], fontsize=7)
         ax.invert_yaxis()
@@ -81,9 +104,7 @@ def plot_comparison(
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    return path
+    return fig
 
 
 def plot_learning_curve(
@@ -107,33 +128,77 @@ def plot_learning_curve(
     No spread is drawn around the agent's curve: with seeds that differ in
     traffic it shows the seeds, not the agent. Compare on the same seeds.
     """
+    fig = learning_curve_figure(timesteps, returns, baselines, title=title, ylabel=ylabel)
+    path = Path(path)
+    fig.savefig(path)
+    return path
+
+
+def learning_curve_figure(
+    timesteps: np.ndarray,
+    returns: np.ndarray,
+    baselines: dict[str, float | tuple[float, float, float]] | None = None,
+    title: str = "",
+    ylabel: str = "episode return",
+):
+    """The figure of :func:`plot_learning_curve` (same arguments but the path)."""
     fig = _figure(7.0, 4.2)
     ax = fig.add_subplot(1, 1, 1)
     returns = np.atleast_2d(np.asarray(returns, dtype=np.float64))
     mean = returns.mean(axis=1)
     ax.plot(timesteps, mean, "o-", color="black", label="agent", zorder=3)
-    for (name, value), color in zip(
-        (baselines or {}).items(), _colors(len(baselines or {})), strict=True
-    ):
+    for name, value in (baselines or {}).items():
+        color, text = policy_color(name), privileged_label(name)
+        privileged = is_privileged(name)
         if isinstance(value, tuple):
             m, lo, hi = value
-            ax.axhspan(lo, hi, color=color, alpha=0.25, zorder=1)
-            ax.axhline(m, color=color, lw=1.2, label=f"{name} (95% CI)", zorder=1)
+            band = ax.axhspan(lo, hi, color=color, alpha=0.25, zorder=1)
+            if privileged:
+                band.set_hatch(PRIVILEGED_HATCH)
+            ls = ":" if privileged else "-"
+            ax.axhline(m, color=color, lw=1.2, ls=ls, label=f"{text} (95% CI)", zorder=1)
         else:
-            ax.axhline(float(value), color=color, lw=1.4, ls="--", label=name, zorder=1)
+            ls = ":" if privileged else "--"
+            ax.axhline(float(value), color=color, lw=1.4, ls=ls, label=text, zorder=1)
     ax.set_xlabel("environment steps")
     ax.set_ylabel(ylabel)
     ax.set_title(title or "learning curve")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    return path
+    return fig
 
 
-def _colors(n: int) -> list:
+def _label(policy: str, label) -> str:
+    """``label(policy)``, marked ``(privileged)`` for a privileged policy."""
+    text = label(policy)
+    return f"{text} (privileged)" if is_privileged(policy) and "privileged" not in text else text
+
+
+def _known_policies() -> list[str]:
+    from roadedge.baselines import policy_names
+
+    return policy_names()
+
+
+def policy_color(policy: str) -> tuple[float, float, float, float] | str:
+    """The policy's colour, the same in every figure whatever else is plotted.
+
+    The rules take the colours of tab10 then the light half of tab20 in the
+    fixed order of ``policy_names()``; a privileged policy is light grey (drawn
+    hatched); any other name (a trained model) a colour of tab20b picked by a
+    stable hash of the name.
+    """
+    import zlib
+
     from matplotlib import colormaps
 
-    cmap = colormaps["tab20" if n > 10 else "tab10"]
-    return [cmap(i % cmap.N) for i in range(max(n, 1))][:n]
+    if is_privileged(policy):
+        return PRIVILEGED_COLOR
+    known = _known_policies()
+    if policy in known:
+        palette = [colormaps["tab10"](i) for i in range(10)]
+        palette += [colormaps["tab20"](2 * i + 1) for i in range(10)]
+        return palette[known.index(policy) % len(palette)]
+    cmap = colormaps["tab20b"]
+    return cmap(zlib.crc32(policy.encode("utf-8")) % cmap.N)

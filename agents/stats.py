@@ -37,3 +37,23 @@ def bootstrap_ci(
     means = x[idx].mean(axis=1)
     alpha = (1.0 - confidence) / 2.0
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
+
+
+def paired_delta(records: list[dict], policy: str, reference: str) -> tuple[float, float, float]:
+    """Mean per-seed return difference ``policy - reference`` with its 95 % bootstrap CI.
+
+    Every policy meets the same traffic on a seed (common random numbers), so
+    this paired difference is far tighter than comparing the two means' CIs.
+    """
+    ref = {r["seed"]: r["return"] for r in records if r["policy"] == reference}
+    diff = np.array(
+        [
+            r["return"] - ref[r["seed"]]
+            for r in records
+            if r["policy"] == policy and r["seed"] in ref
+        ]
+    )
+    if diff.size == 0:
+        raise ValueError(f"no common seeds between {policy!r} and {reference!r}")
+    lo, hi = bootstrap_ci(diff)
+    return float(diff.mean()), lo, hi

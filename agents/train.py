@@ -542,6 +542,7 @@ def final_evaluation(args: Args, env_kwargs: dict[str, Any], run_dir: Path) -> N
         MODEL_PREFIX,
         evaluate,
         format_table,
+        headroom_summary,
         paired_delta,
         resolve_policies,
         write_results,
@@ -581,15 +582,16 @@ def final_evaluation(args: Args, env_kwargs: dict[str, Any], run_dir: Path) -> N
         "model": str(model_path),
     }
     write_results(records, rows, out, meta)
-    table = format_table(rows, f"{args.env}: agent vs baselines, {args.eval_episodes} episodes")
+    table = format_table(
+        rows,
+        f"{args.env}: agent vs baselines, {args.eval_episodes} episodes",
+        headroom_summary(records),
+    )
     (out / "table.md").write_text(table + "\n")
     print(table)
     _write_training_plots(records, rows, run_dir, args, eval_kwargs)
-    best_base = max(
-        (r for r in rows if not r["policy"].startswith("agent")),
-        key=lambda r: r["return_mean"],
-        default=None,
-    )
+    # the best rule: a privileged policy (the oracle) is no baseline to beat
+    best_base = next((r for r in rows if r["policy"] == rows[0].get("best_rule")), None)
     agent = rows[0]
     if best_base is not None and args.eval_episodes < 2:
         print("\none evaluation episode: too few for confidence intervals, no verdict")

@@ -13,6 +13,10 @@ joined by ``+`` (``threshold+failover``). A migration rule acts on nodes the
 controller believes up (``random`` excepted: it picks uniformly among every
 node's valid choices, failovers included); a failover rule on nodes it
 believes down.
+
+A privileged policy (``oracle``, :data:`PRIVILEGED_POLICIES`) reads the hidden
+future: it measures the headroom, it is no baseline, and ``policy_names()``
+(``--policies all``) leaves it out.
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ COMBINATIONS = (
     "greedy+backup",
     "follow+failover",
 )
+PRIVILEGED_POLICIES = ("oracle",)
+
+
+def is_privileged(name: str) -> bool:
+    """True for a privileged evaluation policy (reads the hidden future; not a rule)."""
+    return name in PRIVILEGED_POLICIES
 
 
 def policy_names() -> list[str]:
@@ -116,7 +126,12 @@ def _is_batched(observation: Any, env: Any) -> bool:
 
 
 def parse_name(name: str) -> tuple[str | None, str | None]:
-    """Split a policy name into (migration rule, failover rule); ValueError if unknown."""
+    """Split a policy name into (migration rule, failover rule); ValueError if unknown.
+
+    A privileged policy (``oracle``) is a known name with no rule: ``(None, None)``.
+    """
+    if is_privileged(name):
+        return None, None
     migration = failover = None
     for part in name.split("+"):
         if part in MIGRATION_RULES and migration is None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from roadedge.agents import evaluate as ev
+from roadedge.agents import headroom as hr
 from roadedge.agents.stats import bootstrap_ci, iqm
 
 SMALL = "RoadEdge-small-v1"
@@ -239,10 +240,12 @@ def test_cli_batched_flag(tmp_path, capsys):
 
 
 def test_cli_list(capsys):
+    """The rules, one a line, then the privileged oracle, marked as such."""
     from roadedge.baselines import policy_names
 
     assert ev.main(["--list"]) == 0
-    assert capsys.readouterr().out.split() == policy_names()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [*policy_names(), "oracle (privileged: reads the hidden future)"]
 
 
 @pytest.mark.parametrize(
@@ -314,3 +317,220 @@ def test_paired_delta_hand_values():
     assert "paired" not in ev.format_table(only_a)
     with pytest.raises(ValueError, match="no common seeds"):
         ev.paired_delta([*records, _record("B", 9, 1.0)], "B", "noop")
+
+
+# --- the privileged oracle: names, best rule, headroom
+
+
+def test_oracle_is_a_privileged_name_outside_all():
+    from roadedge.baselines import policy_names
+    from roadedge.baselines.policies import PRIVILEGED_POLICIES, is_privileged, parse_name
+
+    assert PRIVILEGED_POLICIES == ("oracle",)
+    assert is_privileged("oracle")
+    assert not any(is_privileged(n) for n in policy_names())
+    assert "oracle" not in policy_names()
+    assert parse_name("oracle") == (None, None)  # a known name, no rule
+    with pytest.raises(ValueError, match="unknown policy"):
+        parse_name("oracle+failover")
+
+
+def test_resolve_policies_all_as_an_item():
+    from roadedge.baselines import policy_names
+
+    rules = policy_names()
+    assert ev.resolve_policies("all") == rules
+    assert ev.resolve_policies("all,oracle") == [*rules, "oracle"]
+    assert ev.resolve_policies(" oracle , all ") == ["oracle", *rules]
+    assert ev.resolve_policies("noop,all,oracle,noop") == [*rules, "oracle"]  # no duplicate
+    assert ev.resolve_policies("oracle,failover") == ["oracle", "failover"]
+    with pytest.raises(SystemExit, match="unknown policy 'oracle\\+failover'"):
+        ev.resolve_policies("all,oracle+failover")
+
+
+def test_oracle_is_built_and_evaluated_as_privileged():
+    """``--policies oracle`` runs the privileged look-ahead controller (not noop under its
+    name) and its summary row says it is privileged."""
+    import gymnasium as gym
+
+    import roadedge.envs  # noqa: F401
+    from roadedge.baselines import make_policy
+    from roadedge.baselines.oracle import OraclePolicy
+
+    env = gym.make(SMALL)
+    assert isinstance(make_policy("oracle", env), OraclePolicy)
+    env.close()
+    records, rows = ev.evaluate(
+        ["noop", "oracle"], env_id=SMALL, episodes=1, env_kwargs={"horizon": 5}, progress=False
+    )
+    by_name = {r["policy"]: r for r in rows}
+    assert by_name["oracle"]["privileged"] and not by_name["noop"]["privileged"]
+
+
+AGENT = "model:/tmp/x/agent7.zip"
+# seeds 0, 1, 2; means: failover 10, noop 5, greedy+failover 15, follow+failover 12,
+# oracle 20 and the agent 30 (neither is a rule, so greedy+failover is the best rule)
+HEADROOM_RETURNS = {
+    "noop": [5.0, 5.0, 5.0],
+    "failover": [10.0, 12.0, 8.0],
+    "greedy+failover": [14.0, 16.0, 15.0],
+    "follow+failover": [11.0, 13.0, 12.0],
+    "oracle": [20.0, 22.0, 18.0],
+    AGENT: [30.0, 30.0, 30.0],
+}
+
+
+def _headroom_records(returns=HEADROOM_RETURNS, drop=()):
+    return [
+        _record(p, s, r)
+        for p, rs in returns.items()
+        for s, r in enumerate(rs)
+        if (p, s) not in drop and p not in drop
+    ]
+
+
+def test_best_rule_excludes_the_oracle_and_agents():
+    records = _headroom_records()
+    assert hr.best_rule(records) == "greedy+failover"
+    assert hr.best_rule([r for r in records if r["policy"] in ("oracle", AGENT)]) is None
+    # only the agent and the oracle beat greedy+failover; a rule that does is the best
+    better = _headroom_records({**HEADROOM_RETURNS, "threshold": [16.0, 16.0, 16.0]})
+    assert hr.best_rule(better) == "threshold"
+    rows = {r["policy"]: r for r in ev.summarize(records)}
+    assert {r["best_rule"] for r in rows.values()} == {"greedy+failover"}
+    assert rows["oracle"]["privileged"] is True
+    assert not any(r["privileged"] for name, r in rows.items() if name != "oracle")
+
+
+def test_paired_delta_to_the_best_rule_hand_values():
+    rows = {r["policy"]: r for r in ev.summarize(_headroom_records())}
+    # follow+failover - greedy+failover per seed: -3, -3, -3
+    ff = rows["follow+failover"]
+    assert (ff["delta_best_mean"], ff["delta_best_low"], ff["delta_best_high"]) == pytest.approx(
+        (-3.0, -3.0, -3.0)
+    )
+    # failover - greedy+failover per seed: -4, -4, -7 -> mean -5, CI within [-7, -4]
+    fo = rows["failover"]
+    assert fo["delta_best_mean"] == pytest.approx(-5.0)
+    assert -7.0 <= fo["delta_best_low"] <= -5.0 <= fo["delta_best_high"] <= -4.0
+    assert rows["greedy+failover"]["delta_best_mean"] == 0.0
+    assert rows["oracle"]["delta_best_mean"] == pytest.approx(5.0)  # 6, 6, 3
+    assert rows["agent:agent7"]["delta_best_mean"] == pytest.approx(15.0)
+    # the delta to noop stays
+    assert rows["failover"]["paired_vs"] == "noop"
+    assert rows["failover"]["delta_mean"] == pytest.approx(5.0)
+
+
+def test_headroom_share_hand_values():
+    """G = oracle - failover = 10 on every seed; share = (R - R_failover) / G."""
+    rows = {r["policy"]: r for r in ev.summarize(_headroom_records())}
+    assert {r["headroom_ref"] for r in rows.values()} == {"failover"}
+    expected = {
+        "greedy+failover": 0.5,  # gains 4, 4, 7 -> 5 / 10
+        "follow+failover": 0.2,  # gains 1, 1, 4 -> 2 / 10
+        "noop": -0.5,  # -5, -7, -3 -> -5 / 10
+        "failover": 0.0,
+        "oracle": 1.0,
+        "agent:agent7": 2.0,  # 20, 18, 22 -> 20 / 10
+    }
+    for name, share in expected.items():
+        assert rows[name]["headroom_share"] == pytest.approx(share), name
+    # the simple case: failover 10, oracle 20, policy 15 -> 0.5
+    simple = [_record("failover", 0, 10.0), _record("oracle", 0, 20.0), _record("P", 0, 15.0)]
+    assert hr.headroom_share(simple, "P") == pytest.approx(0.5)
+
+
+def test_headroom_share_on_the_seeds_all_three_share():
+    # the oracle ran on seeds 0 and 1 only: G = 10, greedy+failover gains 4, 4 -> 0.4
+    records = _headroom_records(drop=[("oracle", 2)])
+    assert hr.headroom_share(records, "greedy+failover") == pytest.approx(0.4)
+    # without failover the reference is noop: G = 15, 17, 13 -> 15; gains 9, 11, 10 -> 10
+    records = _headroom_records(drop=["failover"])
+    rows = {r["policy"]: r for r in ev.summarize(records)}
+    assert rows["greedy+failover"]["headroom_ref"] == "noop"
+    assert rows["greedy+failover"]["headroom_share"] == pytest.approx(10.0 / 15.0)
+
+
+def test_headroom_share_undefined_without_oracle_or_headroom():
+    no_oracle = ev.summarize(_headroom_records(drop=["oracle"]))
+    assert all(r["headroom_share"] is None for r in no_oracle)
+    assert "headroom %" not in ev.format_table(no_oracle)
+    # an oracle no better than failover (G = 0), then worse (G < 0): no share
+    for offset in (0.0, -1.0):
+        returns = {**HEADROOM_RETURNS, "oracle": [r + offset for r in HEADROOM_RETURNS["failover"]]}
+        rows = ev.summarize(_headroom_records(returns))
+        assert all(r["headroom_share"] is None for r in rows)
+    # neither failover nor noop: no reference
+    rows = ev.summarize(_headroom_records(drop=["failover", "noop"]))
+    assert all(r["headroom_share"] is None and r["headroom_ref"] is None for r in rows)
+
+
+def test_headroom_summary_hand_values():
+    s = hr.headroom_summary(_headroom_records())
+    assert s["reference"] == "failover" and s["oracle"] == "oracle"
+    assert s["best_rule"] == "greedy+failover"
+
+    def gap(key):
+        g = s[key]
+        return g["policy"], g["minus"], g["mean"], g["seeds"]
+
+    assert gap("G") == ("oracle", "failover", pytest.approx(10.0), 3)
+    assert (s["G"]["ci_low"], s["G"]["ci_high"]) == pytest.approx((10.0, 10.0))
+    assert gap("best_minus_failover") == ("greedy+failover", "failover", pytest.approx(5.0), 3)
+    assert gap("best_minus_follow_failover") == (
+        "greedy+failover",
+        "follow+failover",
+        pytest.approx(3.0),
+        3,
+    )
+    assert gap("oracle_minus_best") == ("oracle", "greedy+failover", pytest.approx(5.0), 3)
+    lo, hi = s["oracle_minus_best"]["ci_low"], s["oracle_minus_best"]["ci_high"]
+    assert 3.0 <= lo <= 5.0 <= hi <= 6.0
+    # missing policies: their gaps are None
+    s = hr.headroom_summary(_headroom_records(drop=["oracle", "follow+failover"]))
+    assert s["oracle"] is None and s["G"] is None and s["oracle_minus_best"] is None
+    assert s["best_minus_follow_failover"] is None
+    assert s["best_minus_failover"]["mean"] == pytest.approx(5.0)
+    assert hr.format_headroom(s) == "best rule greedy+failover − failover = +5.0 [+4.0, +7.0]"
+
+
+def test_table_shows_best_rule_headroom_and_the_privileged_oracle():
+    records = _headroom_records()
+    rows = ev.summarize(records)
+    table = ev.format_table(rows, "t", hr.headroom_summary(records))
+    header = table.splitlines()[2]
+    assert "| vs noop, paired (95% CI) |" in header
+    assert "| vs best rule (greedy+failover), paired (95% CI) | headroom % |" in header
+    lines = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith("| ")}
+    assert "| oracle (privileged)" in lines
+    assert "| oracle |" not in table
+    cells = lines["| greedy+failover"].split(" | ")
+    assert cells[3] == "+0.0 [+0.0, +0.0]" and cells[4] == "50.0"
+    cells = lines["| follow+failover"].split(" | ")
+    assert cells[3] == "-3.0 [-3.0, -3.0]" and cells[4] == "20.0"
+    assert lines["| oracle (privileged)"].split(" | ")[4] == "100.0"
+    assert "G = oracle − failover = +10.0 [+10.0, +10.0]" in table
+    assert "best rule greedy+failover − failover = +5.0 [" in table
+    assert "best rule greedy+failover − follow+failover = +3.0 [+3.0, +3.0]" in table
+    assert "oracle − best rule greedy+failover = +5.0 [" in table
+    # an undefined share prints as a dash: threshold ran on seed 2 only, where the
+    # oracle is no better than failover
+    oracle = [*HEADROOM_RETURNS["oracle"][:2], HEADROOM_RETURNS["failover"][2]]
+    rows = ev.summarize(
+        _headroom_records({**HEADROOM_RETURNS, "oracle": oracle}) + [_record("threshold", 2, 9.0)]
+    )
+    shares = {r["policy"]: r["headroom_share"] for r in rows}
+    assert shares["threshold"] is None and shares["greedy+failover"] is not None
+    threshold = next(line for line in ev.format_table(rows).splitlines() if "| threshold" in line)
+    assert threshold.split(" | ")[3:5] == ["-6.0 [-6.0, -6.0]", "—"]
+
+
+def test_summary_json_has_the_headroom(tmp_path):
+    records = _headroom_records()
+    ev.write_results(records, ev.summarize(records), tmp_path, {"episodes": 3})
+    summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert summary["headroom"]["best_rule"] == "greedy+failover"
+    assert summary["headroom"]["G"]["mean"] == pytest.approx(10.0)
+    by_name = {p["policy"]: p for p in summary["policies"]}
+    assert by_name["greedy+failover"]["headroom_share"] == pytest.approx(0.5)
+    assert by_name["oracle"]["privileged"] is True

@@ -9,7 +9,13 @@ pytest.importorskip("matplotlib")
 from PIL import Image
 
 from roadedge.agents import evaluate as ev
-from roadedge.agents.plots import plot_comparison, plot_learning_curve
+from roadedge.agents.plots import (
+    comparison_figure,
+    learning_curve_figure,
+    plot_comparison,
+    plot_learning_curve,
+    policy_color,
+)
 
 SMALL = "RoadEdge-small-v1"
 
@@ -62,3 +68,66 @@ def test_eval_cli_writes_the_comparison_plot(tmp_path):
     argv = ["--env-id", SMALL, "--policies", "noop,failover", "--episodes", "2", "--batched"]
     assert ev.main([*argv, "--env-kwargs", "horizon=10", "--out", str(out), "--no-progress"]) == 0
     _png(out / "comparison.png")
+
+
+def _records(policies, returns=(1.0, 2.0, 3.0)):
+    out = []
+    for k, p in enumerate(policies):
+        for s, r in enumerate(returns):
+            rec = {"policy": p, "seed": s, "return": r + k, "length": 10}
+            rec.update(dict.fromkeys(ev.METRIC_COLUMNS, 1.0))
+            out.append(rec)
+    return out
+
+
+def _bars(fig):
+    """(tick labels, bar patches) of the first panel (the return)."""
+    ax = fig.axes[0]
+    return [t.get_text() for t in ax.get_yticklabels()], list(ax.patches)
+
+
+def test_comparison_marks_the_oracle_as_privileged():
+    policies = ["noop", "oracle", "greedy+failover", "model:/tmp/run/best_model.zip"]
+    fig = comparison_figure(_records(policies), label=ev.display_name)
+    labels, bars = _bars(fig)
+    assert labels == ["noop", "oracle (privileged)", "greedy+failover", "agent:best_model"]
+    hatches = [bar.get_hatch() for bar in bars]
+    assert hatches[1] == "//" and hatches[0] is None and hatches[2] is None
+    for ax in fig.axes:  # every panel hatches the oracle's bar only
+        assert [b.get_hatch() for b in ax.patches] == hatches
+    # a caller's own label function still gets the mark
+    labels, _ = _bars(comparison_figure(_records(["oracle"]), label=lambda p: p.upper()))
+    assert labels == ["ORACLE (privileged)"]
+
+
+def test_each_policy_keeps_its_colour_in_every_subset():
+    from matplotlib.colors import to_rgba
+
+    from roadedge.baselines import policy_names
+
+    everyone = [*policy_names(), "oracle", "model:/tmp/a.zip", "model:/tmp/b.zip"]
+    colours = [to_rgba(policy_color(p)) for p in everyone]
+    assert len(set(colours)) == len(colours)  # all distinct
+    _, bars = _bars(comparison_figure(_records(everyone)))
+    full = {p: bar.get_facecolor() for p, bar in zip(everyone, bars, strict=True)}
+    for subset in (["greedy+failover", "oracle"], ["oracle", "noop", "greedy+failover"]):
+        _, bars = _bars(comparison_figure(_records(subset)))
+        for p, bar in zip(subset, bars, strict=True):
+            assert bar.get_facecolor() == full[p], p
+    # the learning curve draws each baseline in the same colour
+    steps, returns = np.array([1, 2]), np.array([[1.0], [2.0]])
+    for baselines in ({"noop": 1.0, "greedy+failover": 2.0}, {"greedy+failover": 2.0}):
+        ax = learning_curve_figure(steps, returns, baselines).axes[0]
+        drawn = {line.get_label(): to_rgba(line.get_color()) for line in ax.get_lines()}
+        for name in baselines:
+            assert drawn[name] == to_rgba(policy_color(name)) == full[name][:3] + (1.0,)
+
+
+def test_learning_curve_labels_the_oracle_privileged():
+    steps, returns = np.array([1, 2]), np.array([[1.0], [2.0]])
+    fig = learning_curve_figure(steps, returns, {"noop": 1.0, "oracle": (3.0, 2.5, 3.5)})
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["agent", "noop", "oracle (privileged) (95% CI)"]
+    (band,) = ax.patches
+    assert band.get_hatch() == "//"
