@@ -22,13 +22,14 @@ How it plans:
    with the per-tick cost ``c_t(h) = w_lat * requests * hops(a_t, h) *
    per_hop_ms / 1000`` (zero when the vehicle is out of coverage) plus
    ``w_down * dt`` while ``h`` is truly down, and the one-off move cost
-   ``M = w_mig * seed-000 cost + w_down * switch downtime`` (hosts that cannot
+   ``M = w_mig * seed-000 cost / p_success + w_down * switch downtime`` (hosts that cannot
    run the service are excluded). Compute shares and slot limits are left to
    the action mask.
-3. **Acting.** For every source node, the target whose planned moves save
-   the most (summed over the node's sessions that want to go there) if the
-   mask allows it; nodes believed down are failed over by seed 001's
-   ``failover`` rule.
+3. **Acting.** For every source node, the target whose move saves the most:
+   the planned savings of the rows the simulator would actually take for
+   that target (attached vehicles first, sessions first, at most 3), minus
+   the cost of any task moved along, if positive and the mask allows it;
+   nodes believed down are failed over by seed 001's ``failover`` rule.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import numpy as np
 
 from roadedge.envs.sim import formulas
 from roadedge.envs.sim.compute import per_hop_ms
+from roadedge.envs.sim.scheduler import rank_within
 from roadedge.envs.sim.simulator import Simulator
 from roadedge.envs.sim.world import KIND_SESSION, RUNNING
 
@@ -126,21 +128,46 @@ class OraclePolicy:
     # ------------------------------------------------------------------ planning
 
     def _migrations(self, sim: Simulator, mask: np.ndarray) -> np.ndarray:
+        """Per source node, the target whose move (the rows the simulator would
+        actually take for it, MODEL.md 8.3) has the largest planned net saving."""
         w, lay, cfg = sim.world, sim.layout, sim.cfg
         B, N = w.slots_used.shape
-        action = np.zeros((B, N), dtype=np.int64)
         on_up = np.take_along_axis(w.view_up, np.maximum(w.task_host, 0), axis=1)
-        movable = (w.task_kind == KIND_SESSION) & (w.task_state == RUNNING)
-        movable &= (w.task_mig_target < 0) & on_up
+        movable = (w.task_state == RUNNING) & (w.task_mig_target < 0) & on_up
         env, row = np.nonzero(movable)
         if env.size == 0:
-            return action
-        host = w.task_host[env, row]
-        gain = self.plan_gains(sim, env, row)  # (K, N): saving of moving now to each node
-        total = np.zeros((B, N, N))
-        np.add.at(total, (env, host), np.maximum(gain, 0.0))
-        valid = mask[:, :, 1:] & (total > 0)
-        score = np.where(valid, total, -np.inf)
+            return np.zeros((B, N), dtype=np.int64)
+        src = w.task_host[env, row]
+        session = w.task_kind[env, row] == KIND_SESSION
+        gain = np.zeros((env.size, N))
+        if session.any():
+            gain[session] = self.plan_gains(sim, env[session], row[session])
+        # a task moved along gains nothing here and pays its share of the cost
+        mc, rw = cfg.migration, cfg.reward
+        task_cost = rw.migration_cost * formulas.migration_cost(
+            w.task_state_mb[env, row], 0.0, mc
+        )
+        gain[~session] = -task_cost[~session][:, None]
+        # which rows "move src to j" takes: attached to j first (only those, if any),
+        # sessions first, then seed 000 priority; at most max_tasks_per_migration
+        veh = w.task_vehicle[env, row]
+        access = np.where(w.veh_active[env, veh], w.veh_access[env, veh], -1)
+        capable = lay.capability[:, w.task_service[env, row]].T  # (K, N)
+        near = access[:, None] == np.arange(N)[None, :]
+        group = (env * N + src)[:, None] * N + np.arange(N)[None, :]  # (K, N)
+        has_near = np.zeros(B * N * N, dtype=bool)
+        has_near[group[near & capable]] = True
+        taken = capable & (near | ~has_near[group])
+        remaining = w.task_deadline_s[env, row] - w.time_s[env]
+        prio = 2.0 * near + session[:, None] + (0.5 / np.maximum(1.0, remaining))[:, None]
+        k, j = np.nonzero(taken)
+        rank = rank_within(group[k, j], -prio[k, j])
+        keep = rank < mc.max_tasks_per_migration
+        net = np.zeros(B * N * N)
+        np.add.at(net, group[k[keep], j[keep]], gain[k[keep], j[keep]])
+        net = net.reshape(B, N, N)
+        valid = mask[:, :, 1:] & (net > 0)
+        score = np.where(valid, net, -np.inf)
         best = np.argmax(score, axis=-1)
         ok = np.isfinite(np.take_along_axis(score, best[..., None], -1)[..., 0])
         return np.where(ok, best + 1, 0).astype(np.int64)
@@ -172,7 +199,11 @@ class OraclePolicy:
         )
         _, _, switch = formulas.phase_durations_s(delay, mc)
         move = rw.migration_cost * formulas.migration_cost(state_mb[:, None, None], delay, mc)
-        move = move + rw.downtime * switch  # (K, N, N)
+        # a failed attempt (seed 000 success draw) pays the cost and moves nothing:
+        # expected cost per successful move = cost / p
+        load = (w.slots_used + w.slots_reserved)[env] / lay.max_jobs  # (K, N)
+        p = formulas.success_probability(lay.distance_m[None], load[:, None, :], 0.0, mc)
+        move = move / np.maximum(p, 1e-3) + rw.downtime * switch  # (K, N, N)
         move = np.where(capable[:, None, :], move, np.inf)
         idx = np.arange(N)
         move[:, idx, idx] = 0.0
