@@ -120,6 +120,7 @@ def spawn_vehicles(world: World, cfg: ScenarioConfig, counts: np.ndarray, initia
     world.veh_speed[new] = speed[new]
     world.veh_active[new] = True
     world.veh_new[new] = True  # its entry session draw is due (sessions.start_sessions)
+    world.veh_wants_session[new] = False
     world.veh_serving[new] = -1
 
 

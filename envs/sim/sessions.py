@@ -18,7 +18,10 @@ like a task; what differs is:
 * **end**: when its vehicle leaves the map, or at a planned end drawn from an
   exponential of mean ``mean_duration_s`` (0: lives as long as its vehicle).
   An ended session is counted as ``sessions_ended``; one that is lost
-  (failover attempts exhausted, orphan timeout) as ``sessions_dropped``.
+  (failover attempts exhausted, orphan timeout) as ``sessions_dropped``, and
+  its vehicle, still wanting the service, starts a new one from scratch at
+  the next tick (state lost, set-up again): losing a session never ends its
+  latency bill, so dropping one can never pay.
 """
 
 from __future__ import annotations
@@ -50,8 +53,10 @@ def start_sessions(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.nd
     u = uniform(key, tick, Stream.SESSION_START, world.veh_serial)
     p_later = -np.expm1(-sc.start_rate_hz * cfg.dt_s)
     p = np.where(world.veh_new, sc.vehicle_share, p_later)
-    wants = world.veh_active & (u < p) & ~live_session_per_vehicle(world)
+    drawn = (u < p) | world.veh_wants_session  # a dropped session is started again
+    wants = world.veh_active & drawn & ~live_session_per_vehicle(world)
     world.veh_new[:] = False
+    world.veh_wants_session |= wants
     started = wants.sum(1)
     if started.sum() == 0:
         return started, np.zeros(B, dtype=np.int64)
@@ -114,3 +119,9 @@ def ending(world: World, end_s: np.ndarray) -> np.ndarray:
     gone = ~np.take_along_axis(world.veh_active, world.task_vehicle, axis=1)
     due = world.task_deadline_s <= end_s[:, None] + 1e-9
     return session & (gone | due)
+
+
+def served(world: World, ended: np.ndarray) -> None:
+    """Sessions in ``ended`` (B, T) finished normally: their vehicles want no other."""
+    e, t = np.nonzero(ended)
+    world.veh_wants_session[e, world.task_vehicle[e, t]] = False

@@ -274,6 +274,7 @@ class Simulator:
         weight = w.task_priority / float(cfg.faults.priority_medium)
         e, t = np.nonzero(done)
         np.add.at(w.node_completed, (e, w.task_host[e, t]), 1)
+        sessions.served(w, over)
         ended = done | late | dropped_mask | over
         e, t = np.nonzero(ended)
         ledger.complete(w, e, t)

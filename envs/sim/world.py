@@ -79,6 +79,7 @@ class World:
     veh_tasks: np.ndarray  # int: live tasks owned (a row is reusable only at 0)
     veh_serial: np.ndarray  # uint64: the vehicle's entry number this episode (its RNG index)
     veh_new: np.ndarray  # bool: entered since the last session draw (entry draw pending)
+    veh_wants_session: np.ndarray  # bool: its session must be (re)started until it ends
     # --- tasks (B, T)
     task_state: np.ndarray  # int8 FREE/QUEUED/RUNNING/ORPHANED
     task_kind: np.ndarray  # int8 KIND_TASK / KIND_SESSION
@@ -157,6 +158,7 @@ def allocate(batch: int, n_nodes: int, n_vehicles: int, n_tasks: int) -> World:
         veh_tasks=z((B, V), np.int64),
         veh_serial=z((B, V), np.uint64),
         veh_new=z((B, V), bool),
+        veh_wants_session=z((B, V), bool),
         task_state=z((B, T), np.int8, FREE),
         task_kind=z((B, T), np.int8),
         task_vehicle=z((B, T), np.int64),
