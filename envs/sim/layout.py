@@ -28,7 +28,17 @@ class Layout:
     capability: np.ndarray  # (N, S) bool: node can run service s (seed 004 index)
     distance_m: np.ndarray  # (N, N) 3-D distance between nodes [m]
     hops: np.ndarray  # (N, N) backhaul hops, 0 on the diagonal
-    map_size_m: float
+    map_size_m: float  # the larger side of the map rectangle [m]
+    # The map is the rectangle [0, map_width_m] x [0, map_height_m]; None: a square of
+    # side map_size_m (the grid).
+    map_width_m: float | None = None  # extent along x [m]
+    map_height_m: float | None = None  # extent along y [m]
+
+    def __post_init__(self) -> None:
+        if self.map_width_m is None:
+            object.__setattr__(self, "map_width_m", float(self.map_size_m))
+        if self.map_height_m is None:
+            object.__setattr__(self, "map_height_m", float(self.map_size_m))
 
     @property
     def n_nodes(self) -> int:
@@ -57,10 +67,24 @@ def round_robin_capabilities(n_nodes_offset: int, count: int, per_node: int, n_s
     return cap
 
 
+def _highway_positions(count: int, length_m: float, y_m: float) -> np.ndarray:
+    """``count`` points evenly along the highway: ``x_i = (i + 0.5) * length / count``."""
+    pts = np.zeros((count, 2))
+    pts[:, 0] = (np.arange(count) + 0.5) * length_m / max(count, 1)
+    pts[:, 1] = y_m
+    return pts
+
+
 def build_layout(cfg: ScenarioConfig) -> Layout:
-    size = cfg.map.grid_blocks * cfg.map.block_m
-    rsu_xy = _grid_positions(cfg.rsu.count, size, cfg.map.block_m, snap_y=True)
-    uav_xy = _grid_positions(cfg.uav.count, size, cfg.map.block_m, snap_y=False)
+    if cfg.map.kind == "highway":
+        # RSUs on the road edge y = 0 (the +x side), UAVs above the median
+        width, height = cfg.map.highway_length_m, cfg.map.road_width_m
+        rsu_xy = _highway_positions(cfg.rsu.count, width, 0.0)
+        uav_xy = _highway_positions(cfg.uav.count, width, height / 2)
+    else:
+        width = height = cfg.map.grid_blocks * cfg.map.block_m
+        rsu_xy = _grid_positions(cfg.rsu.count, width, cfg.map.block_m, snap_y=True)
+        uav_xy = _grid_positions(cfg.uav.count, width, cfg.map.block_m, snap_y=False)
     n_r, n_u = cfg.rsu.count, cfg.uav.count
     pos = np.zeros((n_r + n_u, 3))
     pos[:n_r, :2] = rsu_xy
@@ -94,5 +118,7 @@ def build_layout(cfg: ScenarioConfig) -> Layout:
         capability=cap,
         distance_m=dist,
         hops=hops,
-        map_size_m=float(size),
+        map_size_m=float(max(width, height)),
+        map_width_m=float(width),
+        map_height_m=float(height),
     )
