@@ -97,3 +97,11 @@ class Stream:
     NODE_REPAIR = 21
     UAV_BATTERY_INIT = 22
     MIGRATION_SUCCESS = 30
+    # highway mobility (map.kind = highway): its own streams, never shared with the grid's
+    HIGHWAY_ENTRY_DIR = 50
+    HIGHWAY_ENTRY_LANE = 51
+    HIGHWAY_ENTRY_SPEED = 52
+    HIGHWAY_INIT_POS = 53
+    HIGHWAY_INIT_DIR = 54
+    HIGHWAY_INIT_LANE = 55
+    HIGHWAY_INIT_SPEED = 56
