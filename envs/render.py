@@ -55,7 +55,7 @@ from matplotlib.colors import Normalize, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties, findfont
 from matplotlib.lines import Line2D
-from matplotlib.patches import FancyArrowPatch
+from matplotlib.patches import FancyArrowPatch, Rectangle
 from PIL import Image, ImageDraw, ImageFont
 
 from .sim.simulator import REWARD_TERMS, Simulator, StepResult
@@ -203,13 +203,10 @@ class Renderer:
         fig = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI, facecolor="white")
         FigureCanvasAgg(fig)
         self._fig = fig
-        size = lay.map_size_m
         N = lay.n_nodes
-        self._pos = lay.pos_xyz[:, :2]
         self._max_jobs = lay.max_jobs
         self._rsu_idx = np.flatnonzero(~lay.is_uav)
         self._uav_idx = np.flatnonzero(lay.is_uav)
-        pad = 0.04 * size
 
         def dyn(artist):
             """Redrawn every frame over the cached background."""
@@ -220,33 +217,25 @@ class Renderer:
         # ---------------------------------------------------------- map
         side = HEIGHT_PX - 20
         ax = fig.add_axes((10 / WIDTH_PX, 10 / HEIGHT_PX, side / WIDTH_PX, side / HEIGHT_PX))
-        ax.set_xlim(-pad, size + pad)
-        ax.set_ylim(-pad, size + pad)
-        ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_facecolor("#f5f5f1")
         for spine in ax.spines.values():
             spine.set_color("#999999")
-        blocks, block = cfg.map.grid_blocks, cfg.map.block_m
-        roads = [((i * block, 0.0), (i * block, size)) for i in range(blocks + 1)]
-        roads += [((0.0, i * block), (size, i * block)) for i in range(blocks + 1)]
-        ax.add_collection(
-            LineCollection(roads, colors="#c4c4c4", linewidths=3.5, zorder=1, capstyle="butt")
-        )
-        ax.add_collection(
-            LineCollection(roads, colors="white", linewidths=0.6, zorder=1, linestyles=(0, (4, 4)))
-        )
+        if cfg.map.kind == "highway":
+            cover_xy, cover_w, cover_h = self._draw_highway(ax)
+        else:
+            cover_xy, cover_w, cover_h = self._draw_grid(ax)
+        xspan, yspan = np.ptp(ax.get_xlim()), np.ptp(ax.get_ylim())
         # coverage discs (static for a given set of nodes down)
-        diam = 2.0 * lay.coverage_m
         self._cover_face = np.array([COVER_UAV if u else COVER_RSU for u in lay.is_uav])
         self._cover = ax.add_collection(
             EllipseCollection(
-                diam,
-                diam,
+                cover_w,
+                cover_h,
                 np.zeros(N),
                 units="xy",
-                offsets=self._pos,
+                offsets=cover_xy,
                 offset_transform=ax.transData,
                 facecolors=self._cover_face,
                 edgecolors=COVER_EDGE,
@@ -328,9 +317,10 @@ class Renderer:
         )
         # UAV battery bars: static outline, dynamic fill
         uav_xy = self._pos[self._uav_idx]
-        self._bat_w, self._bat_h = 0.075 * size, 0.014 * size
+        # sizes as shares of the axes' data span (the grid's span is 1.08 map sides)
+        self._bat_w, self._bat_h = 0.075 / 1.08 * xspan, 0.014 / 1.08 * yspan
         self._bat_x0 = uav_xy[:, 0] - self._bat_w / 2
-        self._bat_y0 = uav_xy[:, 1] - 0.05 * size
+        self._bat_y0 = uav_xy[:, 1] - 0.05 / 1.08 * yspan
         ax.add_collection(
             PolyCollection(
                 self._bars(np.ones(len(uav_xy))),
@@ -359,7 +349,7 @@ class Renderer:
             x0 + 0.004,
             1 - 40 / HEIGHT_PX,
             f"{len(self._rsu_idx)} RSUs, {len(self._uav_idx)} UAVs, "
-            f"{cfg.map.grid_blocks}x{cfg.map.grid_blocks} blocks, horizon {cfg.horizon}",
+            f"{self._map_summary()}, horizon {cfg.horizon}",
             fontsize=7.5,
             color="#555555",
             va="baseline",
@@ -441,6 +431,74 @@ class Renderer:
         cb.ax.tick_params(labelsize=7, length=2, pad=1)
         cb.ax.set_title("node slot load (used / max slots)", fontsize=7, pad=2)
         cb.outline.set_linewidth(0.5)
+
+    def _draw_grid(self, ax: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The Manhattan grid, square axes; returns the coverage discs (centres, widths,
+        heights)."""
+        cfg, lay = self.sim.cfg, self.sim.layout
+        size = lay.map_size_m
+        pad = 0.04 * size
+        ax.set_xlim(-pad, size + pad)
+        ax.set_ylim(-pad, size + pad)
+        ax.set_aspect("equal")
+        self._pos = lay.pos_xyz[:, :2]
+        blocks, block = cfg.map.grid_blocks, cfg.map.block_m
+        roads = [((i * block, 0.0), (i * block, size)) for i in range(blocks + 1)]
+        roads += [((0.0, i * block), (size, i * block)) for i in range(blocks + 1)]
+        ax.add_collection(
+            LineCollection(roads, colors="#c4c4c4", linewidths=3.5, zorder=1, capstyle="butt")
+        )
+        ax.add_collection(
+            LineCollection(roads, colors="white", linewidths=0.6, zorder=1, linestyles=(0, (4, 4)))
+        )
+        diam = 2.0 * lay.coverage_m
+        return self._pos, diam, diam
+
+    def _draw_highway(self, ax: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The highway, a long thin map: x to scale, y stretched so that the road band
+        ``[0, W]`` fills the middle third of the axes. RSUs are drawn below the road (their
+        side), UAVs above it; coverage is drawn as ovals of the true length along x."""
+        cfg, lay = self.sim.cfg, self.sim.layout
+        length, width = lay.map_width_m, lay.map_height_m
+        lane, n = cfg.map.lane_width_m, cfg.map.lanes_per_direction
+        ax.set_xlim(-0.02 * length, 1.02 * length)
+        ax.set_ylim(-width, 2.0 * width)
+        ax.set_aspect("auto")
+        pos = lay.pos_xyz[:, :2].copy()
+        pos[:, 1] = np.where(lay.is_uav, 1.45 * width, -0.45 * width)
+        self._pos = pos
+        ax.add_patch(
+            Rectangle((0.0, 0.0), length, width, facecolor="#c4c4c4", edgecolor="none", zorder=1)
+        )
+        edges = [((0.0, y), (length, y)) for y in (0.0, width)]
+        ax.add_collection(LineCollection(edges, colors="white", linewidths=1.2, zorder=1))
+        dividers = [((0.0, k * lane), (length, k * lane)) for k in range(1, n)]
+        dividers += [((0.0, width - k * lane), (length, width - k * lane)) for k in range(1, n)]
+        ax.add_collection(
+            LineCollection(
+                dividers, colors="white", linewidths=0.8, zorder=1, linestyles=(0, (6, 6))
+            )
+        )
+        median = [((0.0, width / 2), (length, width / 2))]
+        ax.add_collection(LineCollection(median, colors="#f2c200", linewidths=3.0, zorder=1))
+        ax.add_collection(LineCollection(median, colors="#555555", linewidths=0.8, zorder=1))
+        # travel directions, at the downstream end of each carriageway
+        for x, y, text, ha in (
+            (0.995 * length, 0.25 * width, "+x \u2192", "right"),
+            (0.005 * length, 0.75 * width, "\u2190 \u2212x", "left"),
+        ):
+            ax.text(x, y, text, ha=ha, va="center", fontsize=7, color="#555555", zorder=1)
+        centres = np.column_stack([pos[:, 0], np.full(len(pos), width / 2)])
+        cover_w = 2.0 * lay.coverage_m
+        cover_h = np.where(lay.is_uav, 2.4 * width, 1.6 * width)
+        return centres, cover_w, cover_h
+
+    def _map_summary(self) -> str:
+        m = self.sim.cfg.map
+        if m.kind == "highway":
+            n = m.lanes_per_direction
+            return f"{m.highway_length_m / 1000:g} km highway, {n}+{n} lanes"
+        return f"{m.grid_blocks}x{m.grid_blocks} blocks"
 
     def _bars(self, frac: np.ndarray) -> np.ndarray:
         """Battery bar rectangles (K, 4, 2) filled to ``frac``."""

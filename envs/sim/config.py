@@ -105,14 +105,38 @@ def _check_value(key: str, value: Any, typ: Any, meta: Mapping[str, Any]) -> Non
 # --------------------------------------------------------------------------- sections
 
 
+MAP_KINDS = ("grid", "highway")
+
+
 @dataclass(frozen=True)
 class MapConfig(_Section):
-    """Manhattan road grid: ``grid_blocks`` x ``grid_blocks`` blocks."""
+    """The road network, by ``kind``:
+
+    * ``grid``: a Manhattan grid of ``grid_blocks`` x ``grid_blocks`` blocks;
+    * ``highway``: a straight road along x of ``highway_length_m`` with
+      ``lanes_per_direction`` lanes each way (3GPP TR 37.885 highway scenario).
+
+    The fields of the other kind are ignored.
+    """
 
     SECTION: ClassVar[str] = "map"
 
-    grid_blocks: int = _f(4, 1, 64, "blocks per side; roads run on the block edges")
-    block_m: float = _f(250.0, 20.0, 5000.0, "block side length [m]")
+    kind: str = _f("grid", doc="road network: grid | highway")
+    grid_blocks: int = _f(4, 1, 64, "grid: blocks per side; roads run on the block edges")
+    block_m: float = _f(250.0, 20.0, 5000.0, "grid: block side length [m]")
+    highway_length_m: float = _f(5000.0, 100.0, 1e6, "highway: road length along x [m]")
+    lanes_per_direction: int = _f(3, 1, 8, "highway: lanes in each direction")
+    lane_width_m: float = _f(3.5, 2.5, 5.0, "highway: lane width [m]")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.kind not in MAP_KINDS:
+            raise ConfigError(f"map.kind must be one of {list(MAP_KINDS)}, got {self.kind!r}")
+
+    @property
+    def road_width_m(self) -> float:
+        """Highway: both carriageways, ``2 * lanes_per_direction * lane_width_m`` [m]."""
+        return 2 * self.lanes_per_direction * self.lane_width_m
 
 
 @dataclass(frozen=True)
@@ -353,11 +377,6 @@ def _check_consistency(cfg: ScenarioConfig) -> None:
     for lo_key, hi_key in pairs:
         if _get(cfg, lo_key) > _get(cfg, hi_key):
             raise ConfigError(f"{lo_key} must not exceed {hi_key}")
-    if cfg.vehicles.speed_max_mps * cfg.dt_s >= cfg.map.block_m:
-        raise ConfigError(
-            "vehicles.speed_max_mps * dt_s must be below map.block_m "
-            "(a vehicle crosses at most one intersection per tick)"
-        )
     if cfg.tasks.rate_per_vehicle_hz * cfg.dt_s > 0.5:
         raise ConfigError(
             "tasks.rate_per_vehicle_hz * dt_s must be at most 0.5 (arrivals per vehicle and "
@@ -382,10 +401,41 @@ def _check_consistency(cfg: ScenarioConfig) -> None:
     for node, sect in (("rsu", cfg.rsu), ("uav", cfg.uav)):
         if sect.services_per_node > cfg.tasks.n_services:
             raise ConfigError(f"{node}.services_per_node must not exceed tasks.n_services")
+    if cfg.map.kind == "grid":
+        _check_grid(cfg)
+    else:
+        _check_highway(cfg)
+
+
+def _check_grid(cfg: ScenarioConfig) -> None:
+    if cfg.vehicles.speed_max_mps * cfg.dt_s >= cfg.map.block_m:
+        raise ConfigError(
+            "vehicles.speed_max_mps * dt_s must be below map.block_m "
+            "(a vehicle crosses at most one intersection per tick)"
+        )
     if cfg.rsu.count > (cfg.map.grid_blocks + 1) ** 2:
         raise ConfigError("rsu.count must not exceed the number of intersections")
     if cfg.uav.count > cfg.map.grid_blocks**2:
         raise ConfigError("uav.count must not exceed the number of blocks")
+
+
+HIGHWAY_MIN_SPACING_M = 10.0
+
+
+def _check_highway(cfg: ScenarioConfig) -> None:
+    length = cfg.map.highway_length_m
+    if cfg.vehicles.speed_max_mps * cfg.dt_s >= length:
+        raise ConfigError(
+            "vehicles.speed_max_mps * dt_s must be below map.highway_length_m "
+            "(an entering vehicle must be on the road for at least one tick)"
+        )
+    for node, count in (("rsu", cfg.rsu.count), ("uav", cfg.uav.count)):
+        if count * HIGHWAY_MIN_SPACING_M > length:
+            raise ConfigError(
+                f"{node}.count must not exceed map.highway_length_m / {HIGHWAY_MIN_SPACING_M:g} "
+                f"(nodes are spaced evenly along the highway, at least "
+                f"{HIGHWAY_MIN_SPACING_M:g} m apart), got {count} on {length:g} m"
+            )
 
 
 def _get(cfg: Any, dotted: str) -> Any:

@@ -28,7 +28,17 @@ class Layout:
     capability: np.ndarray  # (N, S) bool: node can run service s (seed 004 index)
     distance_m: np.ndarray  # (N, N) 3-D distance between nodes [m]
     hops: np.ndarray  # (N, N) metro backhaul hops (shortest path), 0 on the diagonal
-    map_size_m: float
+    map_size_m: float  # the larger side of the map rectangle [m]
+    # The map is the rectangle [0, map_width_m] x [0, map_height_m]; None: a square of
+    # side map_size_m (the grid).
+    map_width_m: float | None = None  # extent along x [m]
+    map_height_m: float | None = None  # extent along y [m]
+
+    def __post_init__(self) -> None:
+        if self.map_width_m is None:
+            object.__setattr__(self, "map_width_m", float(self.map_size_m))
+        if self.map_height_m is None:
+            object.__setattr__(self, "map_height_m", float(self.map_size_m))
 
     @property
     def n_nodes(self) -> int:
@@ -71,14 +81,26 @@ def _shortest_hops(adjacent: np.ndarray) -> np.ndarray:
     return hops
 
 
-def metro_hops(rsu_cells: np.ndarray, rsu_xy: np.ndarray, uav_xy: np.ndarray) -> np.ndarray:
+def chain_cells(count: int) -> np.ndarray:
+    """(i, 0) for i < count: nodes in a line (a highway), linked to their neighbours."""
+    return np.stack([np.arange(count), np.zeros(count, dtype=np.int64)], axis=1)
+
+
+def metro_hops(
+    rsu_cells: np.ndarray,
+    rsu_xy: np.ndarray,
+    uav_xy: np.ndarray,
+    uav_cells: np.ndarray | None = None,
+) -> np.ndarray:
     """Backhaul hop counts of the metro network, (R + U, R + U), RSUs first.
 
     RSUs are linked by wire to their neighbours on the placement grid (cells
     one step apart in one direction): a mesh along the roads, so the hop count
     between two RSUs is their Manhattan distance on the grid and grows with
     their distance on the map. A UAV reaches the backhaul over one wireless hop
-    to its nearest RSU; without RSUs, UAVs form the grid mesh themselves.
+    to its nearest RSU; without RSUs, UAVs form the mesh themselves (on
+    ``uav_cells``, default their k x k grid). On a highway the cells are a
+    chain, so hops grow linearly along the road.
     """
     R, U = len(rsu_xy), len(uav_xy)
     N = R + U
@@ -92,7 +114,7 @@ def metro_hops(rsu_cells: np.ndarray, rsu_xy: np.ndarray, uav_xy: np.ndarray) ->
             adjacent[R + np.arange(U), nearest] = True
             adjacent[nearest, R + np.arange(U)] = True
     else:
-        cells = grid_cells(U)
+        cells = grid_cells(U) if uav_cells is None else uav_cells
         adjacent[:, :] = np.abs(cells[:, None, :] - cells[None, :, :]).sum(-1) == 1
     return _shortest_hops(adjacent)
 
@@ -106,10 +128,24 @@ def round_robin_capabilities(n_nodes_offset: int, count: int, per_node: int, n_s
     return cap
 
 
+def _highway_positions(count: int, length_m: float, y_m: float) -> np.ndarray:
+    """``count`` points evenly along the highway: ``x_i = (i + 0.5) * length / count``."""
+    pts = np.zeros((count, 2))
+    pts[:, 0] = (np.arange(count) + 0.5) * length_m / max(count, 1)
+    pts[:, 1] = y_m
+    return pts
+
+
 def build_layout(cfg: ScenarioConfig) -> Layout:
-    size = cfg.map.grid_blocks * cfg.map.block_m
-    rsu_xy = _grid_positions(cfg.rsu.count, size, cfg.map.block_m, snap_y=True)
-    uav_xy = _grid_positions(cfg.uav.count, size, cfg.map.block_m, snap_y=False)
+    if cfg.map.kind == "highway":
+        # RSUs on the road edge y = 0 (the +x side), UAVs above the median
+        width, height = cfg.map.highway_length_m, cfg.map.road_width_m
+        rsu_xy = _highway_positions(cfg.rsu.count, width, 0.0)
+        uav_xy = _highway_positions(cfg.uav.count, width, height / 2)
+    else:
+        width = height = cfg.map.grid_blocks * cfg.map.block_m
+        rsu_xy = _grid_positions(cfg.rsu.count, width, cfg.map.block_m, snap_y=True)
+        uav_xy = _grid_positions(cfg.uav.count, width, cfg.map.block_m, snap_y=False)
     n_r, n_u = cfg.rsu.count, cfg.uav.count
     pos = np.zeros((n_r + n_u, 3))
     pos[:n_r, :2] = rsu_xy
@@ -130,7 +166,11 @@ def build_layout(cfg: ScenarioConfig) -> Layout:
     )
     diff = pos[:, None, :] - pos[None, :, :]
     dist = np.sqrt((diff**2).sum(-1))
-    hops = metro_hops(grid_cells(n_r), rsu_xy, uav_xy).astype(np.int64)
+    if cfg.map.kind == "highway":
+        hops = metro_hops(chain_cells(n_r), rsu_xy, uav_xy, chain_cells(n_u))
+    else:
+        hops = metro_hops(grid_cells(n_r), rsu_xy, uav_xy)
+    hops = hops.astype(np.int64)
     return Layout(
         pos_xyz=pos,
         is_uav=is_uav,
@@ -141,5 +181,7 @@ def build_layout(cfg: ScenarioConfig) -> Layout:
         capability=cap,
         distance_m=dist,
         hops=hops,
-        map_size_m=float(size),
+        map_size_m=float(max(width, height)),
+        map_width_m=float(width),
+        map_height_m=float(height),
     )

@@ -8,12 +8,17 @@ probability ``turn_probability`` (split evenly) or goes straight, and carries
 the remaining distance into the new direction. The config guarantees
 ``speed_max * dt < block_m``, so at most one intersection is crossed per tick.
 All vehicles of all environments move in one set of array operations.
+
+With ``map.kind = "highway"`` the same public functions dispatch to
+:mod:`.highway` (a straight multi-lane road); :func:`arrivals` and the row
+bookkeeping of :func:`spawn_vehicles` are shared.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import highway
 from .config import ScenarioConfig
 from .rng import Stream, poisson_from_uniform, uniform
 from .world import World
@@ -25,6 +30,9 @@ DY = np.array([0.0, 1.0, 0.0, -1.0])
 
 def move_vehicles(world: World, cfg: ScenarioConfig) -> None:
     """Advance every active vehicle one tick; deactivate those that leave the map."""
+    if cfg.map.kind == "highway":
+        highway.move_vehicles(world, cfg)
+        return
     block = cfg.map.block_m
     size = cfg.map.grid_blocks * block
     act = world.veh_active
@@ -81,6 +89,24 @@ def spawn_vehicles(world: World, cfg: ScenarioConfig, counts: np.ndarray, initia
         return
     world.veh_serial[new] = (world.veh_spawned[:, None] + (rank - 1).astype(np.uint64))[new]
     world.veh_spawned += new.sum(1).astype(np.uint64)
+    if cfg.map.kind == "highway":
+        x, y, direction, speed = highway.place(world, cfg, initial)
+    else:
+        x, y, direction, speed = _grid_place(world, cfg, initial)
+    world.veh_x[new] = x[new]
+    world.veh_y[new] = y[new]
+    world.veh_dir[new] = direction[new].astype(np.int8)
+    world.veh_speed[new] = speed[new]
+    world.veh_active[new] = True
+    world.veh_new[new] = True  # its entry session draw is due (sessions.start_sessions)
+    world.veh_wants_session[new] = False
+    world.veh_serving[new] = -1
+
+
+def _grid_place(
+    world: World, cfg: ScenarioConfig, initial: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Grid: position, heading and speed, shape (B, V), drawn for every row's serial."""
     index = world.veh_serial
     key, tick = world.key[:, None], world.tick[:, None]
     G, block = cfg.map.grid_blocks, cfg.map.block_m
@@ -114,14 +140,7 @@ def spawn_vehicles(world: World, cfg: ScenarioConfig, counts: np.ndarray, initia
     x = np.where(along_x, along, road)
     y = np.where(along_x, road, along)
     speed = vc.speed_min_mps + u_speed * (vc.speed_max_mps - vc.speed_min_mps)
-    world.veh_x[new] = x[new]
-    world.veh_y[new] = y[new]
-    world.veh_dir[new] = direction[new].astype(np.int8)
-    world.veh_speed[new] = speed[new]
-    world.veh_active[new] = True
-    world.veh_new[new] = True  # its entry session draw is due (sessions.start_sessions)
-    world.veh_wants_session[new] = False
-    world.veh_serving[new] = -1
+    return x, y, direction, speed
 
 
 def arrivals(world: World, cfg: ScenarioConfig) -> np.ndarray:

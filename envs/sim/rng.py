@@ -102,3 +102,11 @@ class Stream:
     SESSION_STATE = 42
     SESSION_PRIORITY = 43
     SESSION_DURATION = 44
+    # highway mobility (map.kind = highway): its own streams, never shared with the grid's
+    HIGHWAY_ENTRY_DIR = 50
+    HIGHWAY_ENTRY_LANE = 51
+    HIGHWAY_ENTRY_SPEED = 52
+    HIGHWAY_INIT_POS = 53
+    HIGHWAY_INIT_DIR = 54
+    HIGHWAY_INIT_LANE = 55
+    HIGHWAY_INIT_SPEED = 56
