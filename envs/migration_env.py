@@ -18,14 +18,20 @@ OBS_MODES = ("flat", "dict")
 
 
 class RoadEdgeEnv(gym.Env):
-    """Task migration and failover in a vehicular edge network.
+    """Service migration and failover in a vehicular edge network.
 
     ## Description
 
-    Vehicles drive on a Manhattan road grid and offload tasks to edge nodes:
-    roadside units (RSUs) and battery-powered UAVs. A central controller
-    decides, once per tick (``dt_s``, default 1 s), for every node whether to
-    move some of its tasks to another node. On a node it believes up this is a
+    Vehicles drive on a Manhattan road grid (or a highway) and use edge nodes:
+    roadside units (RSUs) and battery-powered UAVs linked by a metro backhaul.
+    The main workload is **sessions**: a vehicle's long-lived service instance,
+    hosted on one node at a time, charged every tick the latency of its
+    requests (radio + backhaul hops between the vehicle's access node and the
+    host + compute share), so it costs more the further its vehicle drives from
+    it; it ends when the vehicle leaves. Short compute **tasks** run as
+    background load. A central controller decides, once per tick (``dt_s``,
+    default 1 s), for every node whether to move some of its sessions/tasks
+    ("rows") to another node. On a node it believes up this is a
     keep-before-break **migration** (seed 000: delay, cost, success
     probability, 10 s cooldown, one per node); on a node it believes down
     (heartbeats missed) it is a **failover** of the node's orphaned tasks
@@ -36,10 +42,11 @@ class RoadEdgeEnv(gym.Env):
 
     ``MultiDiscrete([N + 1] * N)`` for ``N`` nodes (RSUs first, then UAVs).
     Entry ``n`` is 0 for "do nothing" or ``j`` to move up to 3 of node ``n``'s
-    tasks to node ``j - 1``, among those node ``j - 1`` can run: first tasks
-    whose vehicle is attached to ``j - 1`` (session affinity), then by seed
-    000's priority ``0.5 * urgency + 0.5 / max(1, remaining_s)``; orphans of a
-    failed node go by priority level (8/5/2) first.
+    rows to node ``j - 1``, among those node ``j - 1`` can run: if any has its
+    vehicle attached to ``j - 1``, only those (sessions first: session
+    affinity); otherwise (an offload) any, by seed 000's priority ``0.5 *
+    urgency + 0.5 / max(1, remaining_s)``; orphans of a failed node go by
+    priority level (8/5/2) first.
     Choices that are impossible from the controller's view (target believed
     down, full, or lacking the service; source cooling down or already
     migrating; same node; nothing to move) are no-ops counted in
@@ -69,14 +76,18 @@ class RoadEdgeEnv(gym.Env):
     ``reward = completion - latency - deadline_miss - drop - migration_cost
     - downtime - uav_energy``, each term weighted by ``ScenarioConfig.reward``.
     ``info["reward_terms"]`` holds each weighted term (signed, Python floats)
-    and they sum to the reward. Completions, misses and drops count
-    ``priority / 5`` per task (high 8, medium 5, low 2); a task lost because the
-    task table was full counts 1.
+    and they sum to the reward. ``latency`` is the summed latency of the tick's
+    requests [s]: a task sends one a tick, a session ``request_rate_hz * dt_s``
+    (3 by default). Completions (tasks), misses (tasks) and drops (tasks and
+    sessions) count ``priority / 5`` each (high 8, medium 5, low 2); a row lost
+    because the table was full counts 1. A dropped session is started again by
+    its vehicle, so dropping one never ends its latency bill.
 
     ## Starting state
 
     ``initial_vehicles`` vehicles on random roads, all nodes up, UAV
-    batteries uniform in ``[initial_battery_min_fraction, 1]``, no tasks.
+    batteries uniform in ``[initial_battery_min_fraction, 1]``, no tasks; the
+    vehicles' entry session draws happen in the first tick.
 
     ## Episode end
 
@@ -96,13 +107,23 @@ class RoadEdgeEnv(gym.Env):
     ## Info
 
     ``reward_terms``, ``metrics`` (cumulative episode metrics: tasks
-    generated/completed/missed/dropped/active, migrations
+    generated/completed/missed/dropped/active, sessions
+    started/ended/dropped/active, session_latency_ms (mean per request),
+    session_hops (mean access-to-host hops), migrations
     started/completed/failed/cancelled, downtime_s, mean_latency_ms,
     failovers, mean_recovery_s, invalid_actions, failures_detected,
     uav_energy_kj), and ``invalid`` (invalid choices this step).
 
     ## Version history
 
+    * v1: sessions (long-lived per-vehicle services, the migration workload of
+      the literature) with tasks as background load; latency charged per request
+      (sessions: ``sessions.request_rate_hz``); a metro backhaul (RSU mesh on the
+      placement grid, UAVs one wireless hop to their nearest RSU: 1-6 hops on
+      ``city``) instead of ``ceil(distance / 300 m)``; no network latency charged
+      out of coverage by default; a migration toward vehicles attached to the
+      target moves only those; a ``highway`` preset; ``city`` recalibrated
+      (background task rate 0.05 -> 0.01 /s). v0 ids are gone.
     * v0: initial release.
     """
 
