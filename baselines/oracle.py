@@ -126,7 +126,7 @@ class OraclePolicy:
     # ------------------------------------------------------------------ planning
 
     def _migrations(self, sim: Simulator, mask: np.ndarray) -> np.ndarray:
-        w, lay, cfg = sim.world, sim.layout, sim.cfg
+        w = sim.world
         B, N = w.slots_used.shape
         action = np.zeros((B, N), dtype=np.int64)
         on_up = np.take_along_axis(w.view_up, np.maximum(w.task_host, 0), axis=1)
