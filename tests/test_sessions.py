@@ -364,6 +364,12 @@ def test_migration_moves_attached_rows_only_sessions_first():
     sim.step(action)
     assert moving() == set(t_rows[:3].tolist())
 
+    # one task attached to m (40 s): it alone moves, not the nearer unattached deadlines
+    sim.world = w = saved.copy()
+    w.veh_access[0, w.task_vehicle[0, t_rows[3]]] = m
+    sim.step(action)
+    assert moving() == {int(t_rows[3])}
+
     # one session and the tasks of 30 s and 40 s attached to m (the 3 s and 6 s tasks are
     # not): only attached rows move, the session first, then the nearer deadline
     sim.world = w = saved.copy()
