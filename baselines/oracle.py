@@ -144,9 +144,7 @@ class OraclePolicy:
             gain[session] = self.plan_gains(sim, env[session], row[session])
         # a task moved along gains nothing here and pays its share of the cost
         mc, rw = cfg.migration, cfg.reward
-        task_cost = rw.migration_cost * formulas.migration_cost(
-            w.task_state_mb[env, row], 0.0, mc
-        )
+        task_cost = rw.migration_cost * formulas.migration_cost(w.task_state_mb[env, row], 0.0, mc)
         gain[~session] = -task_cost[~session][:, None]
         # which rows "move src to j" takes: attached to j first (only those, if any),
         # sessions first, then seed 000 priority; at most max_tasks_per_migration
@@ -159,7 +157,8 @@ class OraclePolicy:
         has_near[group[near & capable]] = True
         taken = capable & (near | ~has_near[group])
         remaining = w.task_deadline_s[env, row] - w.time_s[env]
-        prio = 2.0 * near + session[:, None] + (0.5 / np.maximum(1.0, remaining))[:, None]
+        # (the urgency term of seed 000's priority is the same for every row of a source)
+        prio = 2.0 * near + (near & session[:, None]) + (0.5 / np.maximum(1.0, remaining))[:, None]
         k, j = np.nonzero(taken)
         rank = rank_within(group[k, j], -prio[k, j])
         keep = rank < mc.max_tasks_per_migration

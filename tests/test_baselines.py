@@ -25,7 +25,7 @@ from roadedge.envs.sim.config import ScenarioConfig, preset_names
 from roadedge.envs.sim.layout import Layout
 from roadedge.envs.sim.triggers import Trigger, analyse
 from roadedge.envs.sim.view import ControllerView
-from roadedge.envs.sim.world import FREE, ORPHANED, RUNNING
+from roadedge.envs.sim.world import FREE, KIND_SESSION, KIND_TASK, ORPHANED, RUNNING
 
 CFG = ScenarioConfig()  # seed defaults: thresholds 0.8 / 0.7, weights 0.7 / 0.8, rel. 0.8
 NO_FAULTS = {"faults": {"rsu_mttf_s": 1e12, "uav_mttf_s": 1e12}}
@@ -65,6 +65,7 @@ class Task:
     remaining_s: float = 50.0
     backup: int = -1
     access: int = -1
+    kind: int = KIND_TASK
 
 
 def make_view(layout: Layout, used, *, up=None, battery=None, tasks=(), cfg=CFG, **over):
@@ -114,6 +115,7 @@ def make_view(layout: Layout, used, *, up=None, battery=None, tasks=(), cfg=CFG,
         mean_hops=zeros.copy(),
         attached_vehicles=np.zeros((1, N), dtype=np.int64),
         task_state=state,
+        task_kind=col("kind", np.int8),
         task_host=host,
         task_origin=col("origin", np.int64),
         task_backup=col("backup", np.int64),
@@ -268,9 +270,11 @@ def test_threshold_never_picks_an_overloaded_target():
 
 
 def test_simulator_migrates_top_priority_tasks_affinity_first():
-    """A migration n -> m moves at most 3 of n's tasks: first those whose vehicle is
-    attached to m, then by 0.5 * urgency + 0.5 / max(1, remaining_s) (urgency is the
-    source's, the same for all its tasks, so: the nearest deadlines)."""
+    """A migration n -> m moves at most 3 of n's tasks. If some tasks' vehicles are attached
+    to m, only those (session affinity; v1: the others' vehicles are elsewhere); otherwise
+    (an offload) the top 3 by 0.5 * urgency + 0.5 / max(1, remaining_s) (urgency is the
+    source's, the same for all its tasks, so: the nearest deadlines). Task-only run
+    (no sessions) so that the rows are the seed's tasks."""
     env = RoadEdgeEnv(
         "small",
         migration={"backhaul_mbps": 1.0},  # transfers of >= 5 MB take >= 20 s: in flight
@@ -280,6 +284,7 @@ def test_simulator_migrates_top_priority_tasks_affinity_first():
             "deadline_s_min": 300.0,
             "deadline_s_max": 400.0,
         },
+        sessions={"vehicle_share": 0.0},
         **NO_FAULTS,
     )
     env.reset(seed=1)
@@ -303,7 +308,7 @@ def test_simulator_migrates_top_priority_tasks_affinity_first():
     service = int(np.flatnonzero(lay.capability[n] & lay.capability[m])[0])
     rows = np.flatnonzero((w.task_state[0] == RUNNING) & (w.task_host[0] == n))
     veh = w.task_vehicle[0, rows]
-    # Session affinity for one task whose vehicle owns no other task on n: the one with the
+    # Affinity for one task whose vehicle owns no other task on n: the one with the
     # farthest deadline, so that affinity, not the formula, is what moves it.
     unique = [i for i in range(len(rows)) if (veh == veh[i]).sum() == 1 and w.veh_active[0, veh[i]]]
     assert unique, "no task with its own vehicle"
@@ -315,17 +320,25 @@ def test_simulator_migrates_top_priority_tasks_affinity_first():
         w.task_deadline_s[0, rows[i]] = now + remaining[rank]
     w.task_service[0, rows] = service
     w.veh_access[0, veh] = n
-    w.veh_access[0, veh[near]] = m
-    assert env.sim.action_mask()[0, n, m + 1]
-
+    saved = w.copy()
     action = np.zeros(N, dtype=np.int64)
     action[n] = m + 1
+
+    # offload: no vehicle attached to m: the three nearest deadlines (3, 6 and 30 s)
+    assert env.sim.action_mask()[0, n, m + 1]
     _, _, _, _, info = env.step(action)
     assert info["metrics"]["migrations_started"] == 1
     moving = set(np.flatnonzero(w.task_mig_target[0] == m).tolist())
-    # Affinity first, then the two nearest deadlines (3 s and 6 s).
-    expected = {int(rows[near]), int(rows[order[0]]), int(rows[order[1]])}
-    assert moving == expected
+    assert moving == {int(rows[order[0]]), int(rows[order[1]]), int(rows[order[2]])}
+
+    # the same state with one task's vehicle attached to m: that task alone
+    env.sim.world = w = saved
+    w.veh_access[0, veh[near]] = m
+    assert env.sim.action_mask()[0, n, m + 1]
+    _, _, _, _, info = env.step(action)
+    assert info["metrics"]["migrations_started"] == 2
+    moving = set(np.flatnonzero(w.task_mig_target[0] == m).tolist())
+    assert moving == {int(rows[near])}
 
 
 # --- failover rule
@@ -502,10 +515,12 @@ def test_failover_to_stale_target_drops_task_after_three_attempts():
     action = np.zeros(N, dtype=np.int64)
     action[h] = g + 1
     failovers0 = env.sim.metrics()["failovers"][0]
+    # o may be a task or a session: each kind's drops are counted apart
+    counter = "sessions_dropped" if w.task_kind[0, o] == KIND_SESSION else "tasks_dropped"
     for attempt in (1, 2, 3):
         w.last_heartbeat_s[0, g] = w.time_s[0]
         assert env.sim.action_mask()[0, h, g + 1], "the controller should see g as valid"
-        dropped0 = env.sim.metrics()["tasks_dropped"][0]
+        dropped0 = env.sim.metrics()[counter][0]
         _, _, _, _, info = env.step(action)
         assert w.task_attempts[0, o] == attempt
         if attempt < 3:
@@ -514,7 +529,7 @@ def test_failover_to_stale_target_drops_task_after_three_attempts():
             # Dropped on the third failed attempt, well before the 10 s orphan timeout.
             assert w.task_state[0, o] == FREE
             assert w.time_s[0] - w.task_orphaned_s[0, o] < fc.orphan_timeout_s
-            assert info["metrics"]["tasks_dropped"] >= dropped0 + 1
+            assert info["metrics"][counter] >= dropped0 + 1
             # drop term: -(drop weight) * 8 / 5 (o's priority weight) for o alone, at least
             assert info["reward_terms"]["drop"] <= -env.cfg.reward.drop * 8 / 5 + 1e-9
     assert env.sim.metrics()["failovers"][0] == failovers0  # none succeeded

@@ -292,12 +292,13 @@ def test_progress_processor_sharing(small_cfg, small_layout):
     blocked = np.zeros_like(w.task_done)
     blocked[0, 2] = 0.2
     w.node_up[0, 3] = False  # the UAV died unbeknownst to the controller
-    serving, _ = compute.progress(w, small_layout, small_cfg, blocked)
+    serving, charged, _ = compute.progress(w, small_layout, small_cfg, blocked)
     # share on node 0 = 20e9 / 4 = 5e9 cycles/s:
     # 5e9*1 ; 5e9*0.5 ; 5e9*(1-0.2) ; 0 ; dead host 0
     np.testing.assert_allclose(w.task_done[0, :5], [5e9, 2.5e9, 4e9, 0.0, 0.0])
     np.testing.assert_array_equal(serving[0, :5], [True, True, True, True, False])
     assert not serving[0, 5:].any()
+    np.testing.assert_array_equal(charged, serving)  # a served task is always charged
 
 
 def test_uav_energy_hand_values(small_cfg, small_layout):

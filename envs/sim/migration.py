@@ -38,7 +38,7 @@ from .triggers import Trigger, analyse
 from .world import KIND_SESSION, ORPHANED, RUNNING, World
 
 AFFINITY_PRIORITY = 2.0  # above any seed 000 priority (<= 1), below a priority level gap (3)
-SESSION_PRIORITY = 1.0  # sessions before tasks within the same affinity class
+SESSION_PRIORITY = 1.0  # attached sessions before attached tasks (migrations only)
 
 
 def mobility_features(world: World, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -145,13 +145,15 @@ def apply_decisions(
     prio = formulas.task_priority(urgency[env, src], remaining)
     veh = world.task_vehicle[env, task]
     near = (world.veh_access[env, veh] == tgt) & world.veh_active[env, veh]
-    session = world.task_kind[env, task] == KIND_SESSION
+    migrating = ~orphan[env, task]
+    # Sessions first only among attached rows of a migration: an offload ranks by seed
+    # 000's priority alone, and a failover's priority levels (seed 001) must stay apart.
+    session = (world.task_kind[env, task] == KIND_SESSION) & near & migrating
     prio = prio + AFFINITY_PRIORITY * near + SESSION_PRIORITY * session
     prio = np.where(orphan[env, task], world.task_priority[env, task] + prio, prio)
     # A migration toward the vehicles attached to the target moves only those: the
     # other rows' vehicles are elsewhere and would move away from them. With none
     # attached it is an offload (seed 000's overload case) and takes the best rows.
-    migrating = ~orphan[env, task]
     group = env * N + src
     has_near = np.zeros(B * N, dtype=bool)
     has_near[group[near & migrating]] = True
