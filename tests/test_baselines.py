@@ -279,6 +279,7 @@ def test_simulator_migrates_top_priority_tasks_affinity_first():
         "small",
         migration={"backhaul_mbps": 1.0},  # transfers of >= 5 MB take >= 20 s: in flight
         tasks={
+            "rate_per_vehicle_hz": 0.06,
             "work_gcycles_min": 5000.0,
             "work_gcycles_max": 6000.0,
             "deadline_s_min": 300.0,
