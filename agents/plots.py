@@ -25,11 +25,11 @@ from .stats import bootstrap_ci
 # (record key, axis label, scale) of the panels of the comparison figure.
 COMPARISON_PANELS = (
     ("return", "episode return", 1.0),
-    ("completed_rate", "completed [% of generated]", 100.0),
-    ("missed_rate", "missed deadline [%]", 100.0),
-    ("dropped_rate", "dropped [%]", 100.0),
-    ("mean_latency_ms", "mean latency [ms]", 1.0),
-    ("downtime_s", "downtime [task-s]", 1.0),
+    ("session_latency_ms", "session latency [ms per request]", 1.0),
+    ("session_hops", "session access-to-host hops", 1.0),
+    ("dropped_rate", "tasks dropped [%]", 100.0),
+    ("sessions_dropped", "sessions dropped", 1.0),
+    ("downtime_s", "downtime [row-s]", 1.0),
     ("migrations_started", "migrations started", 1.0),
     ("failovers", "failovers", 1.0),
 )
