@@ -8,7 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _handbuilt import (
+    QUIET,
     act,
+    latency_ms_by_hand,
     noop,
     park,
     place,
@@ -16,14 +18,18 @@ from _handbuilt import (
 )
 
 from roadedge.baselines import rules
+from roadedge.envs import RoadEdgeEnv
+from roadedge.envs.migration_env import build_observation
+from roadedge.envs.observation import GLOBAL_FEATURES, NODE_FEATURES, n_node_features
 from roadedge.envs.sim import migration
-from roadedge.envs.sim.view import controller_view
+from roadedge.envs.sim.view import ControllerView, controller_view
 from roadedge.envs.sim.world import (
     CAUSE_BATTERY,
     CAUSE_FAULT,
     CAUSE_NONE,
     KIND_SESSION,
     ORPHANED,
+    QUEUED,
     RUNNING,
 )
 
@@ -252,3 +258,252 @@ def test_uav_below_return_fraction_leaves_recharges_and_comes_back_full():
     assert (w.veh_access[0, :3] == uav).all()
     assert sim.action_mask()[0, 0, uav + 1]
     assert lay.is_uav[uav]
+
+
+# --------------------------------------------------------------------------- 3 reward terms
+
+# distinct, non-default weights: a swapped or scaled weight changes some term
+WEIGHTS = {
+    "reward.completion": 0.37,
+    "reward.latency": 1.9,
+    "reward.deadline_miss": 2.3,
+    "reward.drop": 3.1,
+    "reward.migration_cost": 0.71,
+    "reward.downtime": 1.3,
+    "reward.uav_energy": 0.53,
+}
+SURE_SUCCESS = {
+    "migration.success_base": 1.0,
+    "migration.success_distance_cap": 0.0,
+    "migration.success_load_weight": 0.0,
+}
+IDLE_UAV_KJ = 150.0 / 1000.0  # hover power 150 W for 1 s, no task
+
+
+def quiet_env(extra=None) -> RoadEdgeEnv:
+    env = RoadEdgeEnv("small", check_invariants=True, **{**QUIET, **WEIGHTS, **(extra or {})})
+    env.reset(seed=1)
+    env.sim.world.veh_speed[:] = 0.0
+    env.step(np.zeros(4, dtype=np.int64))
+    return env
+
+
+def _completion(sim):
+    park(sim, 0, 0)
+    place(sim, veh=0, host=0, service=SERVICE_RSUS, priority=8, work=1e9)  # 2e10 cycles/s
+    lat = latency_ms_by_hand(sim, 0, 0, 1)
+    return None, {"completion": 8 / 5, "latency": lat / 1000, "uav_energy": IDLE_UAV_KJ}
+
+
+def _session_latency(sim):
+    park(sim, 0, 2)  # attached to RSU 2, two hops from RSU 1
+    place(sim, veh=0, host=1, service=SERVICE_RSUS, kind=KIND_SESSION)
+    assert sim.layout.hops[2, 1] == 2
+    lat = latency_ms_by_hand(sim, 0, 1, 1)
+    return None, {"latency": 3 * lat / 1000, "uav_energy": IDLE_UAV_KJ}  # 3 requests/s
+
+
+def _deadline_miss(sim):
+    park(sim, 0, 0)
+    now = sim.world.time_s[0]
+    place(sim, veh=0, host=0, service=SERVICE_RSUS, priority=2, deadline_s=now + 1.0)
+    lat = latency_ms_by_hand(sim, 0, 0, 1)
+    return None, {"deadline_miss": 2 / 5, "latency": lat / 1000, "uav_energy": IDLE_UAV_KJ}
+
+
+def _drop_and_downtime(sim):
+    park(sim, 0, 0)
+    old = place(sim, veh=0, host=0, service=SERVICE_RSUS, state=ORPHANED, priority=5)
+    sim.world.task_orphaned_s[0, old] -= 10.0  # orphan_timeout_s: dropped this tick
+    place(sim, veh=0, host=0, service=SERVICE_RSUS, state=ORPHANED, priority=8)
+    # both orphans are a second without service (the old one is dropped in step 9)
+    return None, {"drop": 5 / 5, "downtime": 2.0, "uav_energy": IDLE_UAV_KJ}
+
+
+def _migration_cost(sim):
+    park(sim, 0, 1)
+    place(sim, veh=0, host=0, service=SERVICE_RSUS, kind=KIND_SESSION, state_mb=10.0)
+    # seed 000: delay = 0.5 * 8 * 10 / 100 + 1 hop * 5 ms; cost = 0.4 * 10/10 + 0.3 * 0.8
+    # + 0.3 * delay; the switch (5 % of the delay) is downtime; served by RSU 0 this tick
+    delay = 0.5 * 0.8 + 0.005
+    cost = 0.4 * 1.0 + 0.3 * 0.8 + 0.3 * delay
+    lat = latency_ms_by_hand(sim, 0, 0, 1)
+    return act(sim, n0=1), {
+        "migration_cost": cost,
+        "downtime": 0.05 * delay,
+        "latency": 3 * lat / 1000,
+        "uav_energy": IDLE_UAV_KJ,
+    }
+
+
+def _uav_energy(sim):
+    for v in (0, 1):
+        park(sim, v, 3)
+        place(sim, veh=v, host=3, service=0)
+    lat = latency_ms_by_hand(sim, 0, 3, 2)
+    # 150 W + 50 W * 2 / 4 slots, for 1 s
+    return None, {"uav_energy": (150.0 + 50.0 * 2 / 4) / 1000, "latency": 2 * lat / 1000}
+
+
+REWARD_CASES = {
+    f.__name__[1:]: f
+    for f in (
+        _completion,
+        _session_latency,
+        _deadline_miss,
+        _drop_and_downtime,
+        _migration_cost,
+        _uav_energy,
+    )
+}
+
+
+@pytest.mark.parametrize("case", sorted(REWARD_CASES))
+def test_each_reward_term_is_its_weight_times_its_hand_value(case):
+    env = quiet_env(SURE_SUCCESS)
+    action, raw = REWARD_CASES[case](env.sim)
+    action = np.zeros(4, dtype=np.int64) if action is None else action[0]
+    _, reward, _, _, info = env.step(action)
+    terms = info["reward_terms"]
+    assert set(terms) == {k.split(".")[1] for k in WEIGHTS}
+    for name, value in terms.items():
+        sign = 1.0 if name == "completion" else -1.0
+        expected = sign * WEIGHTS[f"reward.{name}"] * raw.get(name, 0.0)
+        assert value == pytest.approx(expected, rel=1e-9, abs=1e-12), name
+    assert sum(terms.values()) == pytest.approx(reward, rel=1e-12, abs=1e-12)
+    if case == "migration_cost":
+        assert env.sim.metrics()["migrations_completed"][0] == 1
+
+
+# --------------------------------------------------------------------------- 4 observation
+
+
+def _feature_view(sim) -> ControllerView:
+    """Every node feature distinct, in its own column, from one hand-written value each."""
+    lay = sim.layout
+    rows = [  # (state, host, origin, remaining_s)
+        (RUNNING, 0, 0, 20.0),
+        (RUNNING, 0, 0, 60.0),
+        (RUNNING, 2, 2, 40.0),
+        (RUNNING, 3, 3, 100.0),
+        (ORPHANED, -1, 1, 30.0),
+        (ORPHANED, -1, 1, 30.0),
+        (QUEUED, -1, -1, 50.0),
+        (QUEUED, -1, -1, 50.0),
+        (QUEUED, -1, -1, 50.0),
+        (0, -1, -1, 0.0),
+    ]
+
+    def col(i, dtype):
+        return np.array([[r[i] for r in rows]], dtype=dtype)
+
+    T = len(rows)
+    one = {
+        "up": [True, False, True, False],
+        "load": [0.25, 0.5, 0.125, 0.75],
+        "battery": [1.0, 1.0, 1.0, 0.35],
+        "heartbeat_age_s": [0.0, 2.7, 1.0, 2.0],
+        "slots_used": [2, 0, 1, 1],
+        "slots_reserved": [1, 0, 2, 1],
+        "cooldown_left_s": [0.0, 0.0, 3.0, 7.0],
+        "migrating": [True, False, False, False],
+        "since_failure_s": [np.inf, 30.0, np.inf, 300.0],
+        "urgency": [0.1, 1.0, 0.6, 0.2],
+        "away_fraction": [0.5, 0.0, 1.0, 0.0],
+        "mean_hops": [1.0, 0.0, 0.5, 2.0],
+        "attached_vehicles": [3, 0, 1, 2],
+    }
+    nodes = {k: np.array([v]) for k, v in one.items()}
+    zeros = np.zeros((1, 4))
+    return ControllerView(
+        time_s=np.array([70.0]),
+        layout=lay,
+        free_slots=lay.max_jobs - nodes["slots_used"] - nodes["slots_reserved"],
+        failures=np.zeros((1, 4), dtype=np.int64),
+        completed=np.zeros((1, 4), dtype=np.int64),
+        lost=np.zeros((1, 4), dtype=np.int64),
+        trigger=np.zeros((1, 4), dtype=np.int8),
+        threshold=zeros + 0.8,
+        task_state=col(0, np.int8),
+        task_kind=np.zeros((1, T), dtype=np.int8),
+        task_host=col(1, np.int64),
+        task_origin=col(2, np.int64),
+        task_backup=np.full((1, T), -1),
+        task_service=np.zeros((1, T), dtype=np.int64),
+        task_priority=np.full((1, T), 5),
+        task_remaining_s=col(3, np.float64),
+        task_progress=np.zeros((1, T)),
+        task_access=np.full((1, T), -1),
+        task_migrating=np.zeros((1, T), dtype=bool),
+        task_attempts=np.zeros((1, T), dtype=np.int64),
+        task_state_mb=np.zeros((1, T)),
+        **nodes,
+    )
+
+
+# by hand, small: max_jobs (8, 8, 8, 4), cooldown 10 s, detection 3 x 1 s, failure
+# cooldown 300 s, deadline_s_max 80 s, largest hop count 2, CPUs 20/20/20/8 GHz
+EXPECTED_NODE_FEATURES = {
+    "up": [1, 0, 1, 0],
+    "load": [0.25, 0.5, 0.125, 0.75],
+    "reserved": [1 / 8, 0, 2 / 8, 1 / 4],
+    "battery": [1, 1, 1, 0.35],
+    "is_uav": [0, 0, 0, 1],
+    "cooldown": [0, 0, 0.3, 0.7],
+    "migrating": [1, 0, 0, 0],
+    "orphans": [0, 2 / 8, 0, 0],
+    "away": [0.5, 0, 1, 0],
+    "hops": [0.5, 0, 0.25, 1],
+    "urgency": [0.1, 1.0, 0.6, 0.2],
+    "slack_min": [20 / 80, 1, 40 / 80, 1],
+    "slack_mean": [40 / 80, 1, 40 / 80, 1],
+    "heartbeat_age": [0, 0.9, 1 / 3, 2 / 3],
+    "recent_failure": [0, np.exp(-0.1), 0, np.exp(-1)],
+    "attached": [3 / 8, 0, 1 / 8, 2 / 4],
+    "cpu": [1, 1, 1, 0.4],
+}
+# tick 70 of 200; mean RSU load; 3 queued and 2 orphans of 28 slots; 6 of 24 vehicles
+EXPECTED_GLOBALS = {
+    "time": 70 / 200,
+    "mean_rsu_load": (0.25 + 0.5 + 0.125) / 3,
+    "queued": 3 / 28,
+    "orphans": 2 / 28,
+    "vehicles": 6 / 24,
+}
+
+
+def test_every_observation_feature_by_name_on_a_hand_built_view():
+    sim = quiet_sim()
+    cfg, lay = sim.cfg, sim.layout
+    assert set(EXPECTED_NODE_FEATURES) == set(NODE_FEATURES)
+    assert set(EXPECTED_GLOBALS) == set(GLOBAL_FEATURES)
+    sim.world.tick[0] = 70
+    sim.world.veh_active[0] = False
+    sim.world.veh_active[0, :6] = True
+    view = _feature_view(sim)
+    F, N = n_node_features(cfg), lay.n_nodes
+    S = cfg.tasks.n_services
+    expected = np.zeros((N, F))
+    for j, name in enumerate(NODE_FEATURES):
+        expected[:, j] = EXPECTED_NODE_FEATURES[name]
+    expected[:, len(NODE_FEATURES) :] = lay.capability
+    # the test can only see a swap of two columns if every column differs from the others
+    for a in range(F):
+        for b in range(a + 1, F):
+            assert not np.allclose(expected[:, a], expected[:, b]), (a, b)
+    globs = np.array([EXPECTED_GLOBALS[name] for name in GLOBAL_FEATURES])
+    assert len(set(np.round(globs, 9))) == len(globs)
+
+    flat = build_observation(sim, cfg, "flat", view, 0)
+    assert flat.shape == (N * F + len(GLOBAL_FEATURES),)
+    d = build_observation(sim, cfg, "dict", view, 0)
+    for j, name in enumerate(NODE_FEATURES):
+        for n in range(N):
+            assert flat[n * F + j] == pytest.approx(expected[n, j], rel=1e-6), (name, n)
+        np.testing.assert_allclose(d["nodes"][:, j], expected[:, j], rtol=1e-6, err_msg=name)
+    for s in range(S):
+        np.testing.assert_array_equal(flat[len(NODE_FEATURES) + s :: F][:N], lay.capability[:, s])
+    for g, name in enumerate(GLOBAL_FEATURES):
+        assert flat[N * F + g] == pytest.approx(globs[g], rel=1e-6), name
+        assert d["globals"][g] == pytest.approx(globs[g], rel=1e-6), name
+    np.testing.assert_array_equal(d["node_mask"], [1, 0, 1, 0])
