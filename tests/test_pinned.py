@@ -5,6 +5,10 @@ restart, and UAV battery returns. Each test was checked to fail on a planted bug
 
 from __future__ import annotations
 
+import copy
+import itertools
+from dataclasses import fields
+
 import numpy as np
 import pytest
 from _handbuilt import (
@@ -17,7 +21,7 @@ from _handbuilt import (
     quiet_sim,
 )
 
-from roadedge.baselines import rules
+from roadedge.baselines import make_policy, policy_names, rules
 from roadedge.envs import RoadEdgeEnv
 from roadedge.envs.migration_env import build_observation
 from roadedge.envs.observation import GLOBAL_FEATURES, NODE_FEATURES, n_node_features
@@ -507,3 +511,90 @@ def test_every_observation_feature_by_name_on_a_hand_built_view():
         assert flat[N * F + g] == pytest.approx(globs[g], rel=1e-6), name
         assert d["globals"][g] == pytest.approx(globs[g], rel=1e-6), name
     np.testing.assert_array_equal(d["node_mask"], [1, 0, 1, 0])
+
+
+# --------------------------------------------------------------------------- 2 hidden truth
+
+
+def controller_inputs(env: RoadEdgeEnv) -> dict[str, np.ndarray]:
+    """Everything a controller reads: both observations, the mask, every view field and
+    every rule baseline's action (fresh policies, fixed seed)."""
+    sim = env.sim
+    view = controller_view(sim)
+    out = {"obs.flat": build_observation(sim, sim.cfg, "flat", view, 0)}
+    for k, v in build_observation(sim, sim.cfg, "dict", view, 0).items():
+        out[f"obs.{k}"] = v
+    out["mask"] = env.action_masks()
+    for f in fields(view):
+        value = getattr(view, f.name)
+        if isinstance(value, np.ndarray):
+            out[f"view.{f.name}"] = value
+    obs = out["obs.flat"]
+    for name in policy_names():
+        out[f"policy.{name}"] = np.asarray(make_policy(name, env, seed=7).predict(obs)[0])
+    return out
+
+
+def differing(a: dict, b: dict) -> list[str]:
+    assert a.keys() == b.keys()
+    return [
+        k for k in a if not np.array_equal(a[k], b[k], equal_nan=np.asarray(a[k]).dtype.kind == "f")
+    ]
+
+
+def _busy_env(seed=3, ticks=25):
+    env = RoadEdgeEnv("small", check_invariants=True)
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    pol = make_policy("threshold+failover", env)
+    for _ in range(ticks):
+        mask = env.action_masks().reshape(4, 5)
+        action = pol.predict(None)[0]
+        if rng.random() < 0.5:  # some random moves too: migrations, cooldowns, reservations
+            action = np.array([rng.choice(np.flatnonzero(row)) for row in mask])
+        env.step(action)
+    return env
+
+
+def test_a_silent_failure_changes_nothing_the_controller_reads_until_detected():
+    hosting = target = 0
+    for seed in (3, 4):
+        env = _busy_env(seed)
+        for _ in range(3):
+            for _ in range(8):
+                env.step(np.zeros(4, dtype=np.int64))
+            w = env.sim.world
+            for n, cooling in itertools.product(np.flatnonzero(w.node_up[0] & w.view_up[0]), "ny"):
+                base = copy.deepcopy(env)
+                if cooling == "y":  # a source cooling down: the mask must keep blocking it
+                    base.sim.world.cooldown_until_s[0, n] = w.time_s[0] + 5.0
+                before = controller_inputs(base)
+                dead = copy.deepcopy(base)
+                kill_silently(dead.sim, int(n))
+                assert not dead.sim.world.node_up[0, n] and dead.sim.world.view_up[0, n]
+                diff = differing(controller_inputs(dead), before)
+                assert not diff, f"seed {seed} node {n}: the hidden truth leaks into {diff}"
+                hosting += bool((w.task_state[0] == RUNNING)[w.task_host[0] == n].any())
+                target += bool(before["mask"].reshape(4, 5)[:, n + 1].any())
+    # not vacuous: dead nodes hosted tasks and were valid targets
+    assert hosting >= 3 and target >= 3, (hosting, target)
+
+
+def test_after_detection_the_controller_inputs_do_change():
+    env = _busy_env(3)
+    w = env.sim.world
+    n = int(np.argmax(np.bincount(w.task_host[0][w.task_host[0] >= 0], minlength=4)))
+    assert w.slots_used[0, n] > 0
+    dead = copy.deepcopy(env)
+    kill_silently(dead.sim, n)
+    d = dead.sim.world
+    noop4 = np.zeros(4, dtype=np.int64)
+    while d.view_up[0, n]:
+        env.step(noop4)
+        dead.step(noop4)
+    assert (d.task_state[0] == ORPHANED).any()
+    diff = set(differing(controller_inputs(dead), controller_inputs(env)))
+    for key in ("obs.flat", "obs.nodes", "obs.node_mask", "mask", "view.up"):
+        assert key in diff, key
+    for name in ("failover", "backup", "threshold+failover", "greedy+backup"):
+        assert f"policy.{name}" in diff, name
