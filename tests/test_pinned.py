@@ -598,3 +598,36 @@ def test_after_detection_the_controller_inputs_do_change():
         assert key in diff, key
     for name in ("failover", "backup", "threshold+failover", "greedy+backup"):
         assert f"policy.{name}" in diff, name
+
+
+def test_a_real_fault_leaves_the_controllers_lost_count_alone_until_detection(monkeypatch):
+    """A node failing in the fault phase (not only a hand-made kill) tells the controller
+    nothing before heartbeats reveal it: its ``lost`` count (read by the failover rule's
+    reliability) rises only when the failure is detected, by the rows it hosted."""
+    from roadedge.envs.sim import faults
+    from roadedge.envs.sim.rng import Stream
+
+    env = _busy_env(3)
+    w = env.sim.world
+    n = int(np.argmax(np.bincount(w.task_host[0][w.task_host[0] >= 0], minlength=4)))
+    hosted = int(w.slots_used[0, n])
+    assert hosted > 0
+    before = env.controller_view().lost.copy()
+    real_uniform = faults.uniform
+
+    def node_n_fails(key, tick, stream, index):
+        u = real_uniform(key, tick, stream, index)
+        if stream == Stream.NODE_FAILURE:
+            u = u.copy()
+            u[..., n] = 0.0
+        return u
+
+    monkeypatch.setattr(faults, "uniform", node_n_fails)
+    faults.fail_and_repair(w, env.sim.layout, env.cfg, env.sim._node_index)
+    monkeypatch.setattr(faults, "uniform", real_uniform)
+    assert not w.node_up[0, n] and w.view_up[0, n]
+    noop = np.zeros(4, dtype=np.int64)
+    while w.view_up[0, n]:
+        np.testing.assert_array_equal(env.controller_view().lost, before)
+        env.step(noop)
+    assert env.controller_view().lost[0, n] == before[0, n] + hosted

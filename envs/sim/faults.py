@@ -65,9 +65,6 @@ def fail_and_repair(
     host = np.maximum(world.task_host, 0)
     dead = gather(failed, host) & (world.task_state == RUNNING)
     world.task_interrupted_s[dead] = np.broadcast_to(now, dead.shape)[dead]
-    B, N = world.node_up.shape
-    e, t = np.nonzero(dead)
-    world.node_lost += ledger.node_counts(e, world.task_host[e, t], B, N)
 
     repaired = ~world.node_up & ~failed & (world.repair_at_s <= now + 1e-9)
     if repaired.any():
@@ -99,6 +96,9 @@ def heartbeats_and_detection(world: World, layout: Layout, cfg: ScenarioConfig) 
         host = np.maximum(world.task_host, 0)
         lost = gather(declared, host) & (world.task_host >= 0)
         e, t = np.nonzero(lost)
+        # the controller learns of the lost rows now, not when the node died
+        B, N = world.node_up.shape
+        world.node_lost += ledger.node_counts(e, world.task_host[e, t], B, N)
         ledger.release(world, e, t)
         world.task_state[e, t] = ORPHANED
         world.task_orphaned_s[e, t] = world.time_s[e]
