@@ -3,7 +3,7 @@
 PY ?= python
 PIP ?= $(PY) -m pip
 
-.PHONY: setup test test-all lint train bench
+.PHONY: setup test test-all lint train bench mutants
 setup:
 	$(PIP) install "torch==2.13.0"
 	$(PIP) install -e ".[train,viz,dev]"
@@ -24,3 +24,10 @@ train: setup
 
 bench: setup
 	roadedge-bench --out results/bench.json
+
+# Mutation testing of envs/sim with Cosmic Ray, one module at a time, at most
+# MUTANT_BUDGET_S seconds per module; a second run continues (results/mutants/).
+MUTANT_MODULES ?= formulas sessions layout
+MUTANT_BUDGET_S ?= 600
+mutants: setup
+	$(PY) tests/mutants.py $(MUTANT_MODULES) --budget-s $(MUTANT_BUDGET_S)

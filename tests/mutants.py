@@ -1,0 +1,193 @@
+"""Mutation testing of the simulator core with Cosmic Ray, a module at a time.
+
+``make mutants`` (or ``python tests/mutants.py [MODULE ...] --budget-s 600``) asks
+whether the tests notice small changes to the code: Cosmic Ray rewrites one
+operator, number or comparison at a time ("a mutant") and runs the tests that
+cover that module; a mutant the tests still pass on has *survived*, and marks a
+behaviour no test pins.
+
+* Each module is mutated in a throw-away copy of the repository (``git ls-files``),
+  never in the working tree, so an interrupted run leaves nothing mutated.
+* Sessions are kept in ``results/mutants/<module>.sqlite``: a second run
+  continues where the budget stopped the first, and ``--fresh`` starts over.
+* For each module the report gives killed / survived / other (timeouts,
+  incompetent mutants that break the import) and the kill rate over the
+  mutants run so far, and writes every survivor (line, operator, diff) to
+  ``results/mutants/<module>-survivors.md``, to be read one by one: a survivor
+  is either a missing test or an *equivalent* mutant (one that cannot change
+  behaviour, e.g. ``x >= 0`` -> ``x > 0`` where ``x`` is never 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# module of envs/sim -> the fast tests that exercise it (run with -x, no xdist)
+MODULE_TESTS: dict[str, list[str]] = {
+    "formulas": ["tests/test_formulas.py"],
+    "sessions": ["tests/test_sessions.py", "tests/test_sessions_pinned.py"],
+    "layout": ["tests/test_backhaul.py", "tests/test_formulas.py"],
+    "compute": ["tests/test_sessions_pinned.py", "tests/test_pinned.py", "tests/test_formulas.py"],
+    "ledger": ["tests/test_ledger.py"],
+    "triggers": ["tests/test_triggers.py"],
+    "radio": ["tests/test_radio_mobility.py"],
+    "mobility": ["tests/test_radio_mobility.py"],
+    "faults": ["tests/test_pinned.py", "tests/test_simulator.py"],
+    "migration": ["tests/test_pinned.py", "tests/test_simulator.py", "tests/test_baselines.py"],
+    "scheduler": ["tests/test_simulator.py", "tests/test_sessions.py"],
+    "view": ["tests/test_pinned.py", "tests/test_baselines.py"],
+    "rng": ["tests/test_simulator.py"],
+    "stats": ["tests/test_simulator.py"],
+    "simulator": ["tests/test_simulator.py", "tests/test_pinned.py", "tests/test_sessions.py"],
+}
+
+CONFIG = """[cosmic-ray]
+module-path = "envs/sim/{module}.py"
+timeout = {timeout}
+excluded-modules = []
+test-command = "env PYTHONPATH={work}/.pkg {python} -m pytest -x -q -p no:cacheprovider \
+-p no:xdist -m 'not slow' {tests}"
+
+[cosmic-ray.distributor]
+name = "local"
+"""
+
+
+def _copy_repo(dest: Path) -> None:
+    """The tracked files (and untracked, unignored ones) of the repository, plus an
+    import root ``.pkg/roadedge`` that maps the packages onto this copy."""
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for rel in files:
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    pkg = dest / ".pkg" / "roadedge"
+    pkg.mkdir(parents=True)
+    for name in ("envs", "agents", "baselines"):
+        (pkg / name).symlink_to(dest / name)
+
+
+def _counts(db: Path) -> dict[str, int]:
+    con = sqlite3.connect(db)
+    total = con.execute("select count(*) from mutation_specs").fetchone()[0]
+    rows = con.execute("select test_outcome, worker_outcome from work_results").fetchall()
+    con.close()
+    killed = sum(1 for t, _ in rows if t == "KILLED")
+    survived = sum(1 for t, w in rows if t == "SURVIVED" and w == "NORMAL")
+    return {"total": total, "done": len(rows), "killed": killed, "survived": survived}
+
+
+def _survivors(db: Path) -> list[tuple[int, str, str]]:
+    con = sqlite3.connect(db)
+    rows = con.execute(
+        "select s.start_pos_row, s.operator_name, r.diff from work_results r "
+        "join mutation_specs s on s.job_id = r.job_id "
+        "where r.test_outcome = 'SURVIVED' and r.worker_outcome = 'NORMAL' "
+        "order by s.start_pos_row"
+    ).fetchall()
+    con.close()
+    return rows
+
+
+def run_module(module: str, work: Path, out: Path, budget_s: float, fresh: bool) -> dict:
+    """Mutate ``envs/sim/<module>.py`` for at most ``budget_s`` seconds; returns counts."""
+    tests = " ".join(MODULE_TESTS[module])
+    cfg = work / f"cr-{module}.toml"
+    cfg.write_text(
+        CONFIG.format(module=module, timeout=120.0, work=work, python=sys.executable, tests=tests)
+    )
+    db = out / f"{module}.sqlite"
+    if fresh and db.exists():
+        db.unlink()
+    if not db.exists():
+        subprocess.run(["cosmic-ray", "init", str(cfg), str(db)], cwd=work, check=True)
+    proc = subprocess.Popen(
+        ["cosmic-ray", "exec", str(cfg), str(db)],
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    start = time.monotonic()
+    last = -1
+    try:
+        while proc.poll() is None:
+            time.sleep(5)
+            c = _counts(db)
+            if c["done"] != last:  # progress, also when the output is not a terminal
+                last = c["done"]
+                elapsed = time.monotonic() - start
+                print(f"  {module}: {c['done']}/{c['total']} mutants, {elapsed:.0f} s", flush=True)
+            if time.monotonic() - start > budget_s:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait()
+                print(f"  {module}: budget of {budget_s:.0f} s used; run again to continue")
+    except KeyboardInterrupt:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+        raise
+    c = _counts(db)
+    lines = [f"# Surviving mutants of envs/sim/{module}.py\n"]
+    for row, op, diff in _survivors(db):
+        lines.append(f"## line {row + 1}: {op}\n\n```diff\n{diff.strip()}\n```\n")
+    (out / f"{module}-survivors.md").write_text("\n".join(lines), encoding="utf-8")
+    return c
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("modules", nargs="*", help=f"modules of envs/sim ({', '.join(MODULE_TESTS)})")
+    p.add_argument("--budget-s", type=float, default=600.0, help="time per module [s]")
+    p.add_argument("--out", default=str(ROOT / "results" / "mutants"), help="session folder")
+    p.add_argument("--fresh", action="store_true", help="discard earlier sessions")
+    args = p.parse_args(argv)
+    modules = args.modules or list(MODULE_TESTS)
+    unknown = [m for m in modules if m not in MODULE_TESTS]
+    if unknown:
+        p.error(f"unknown module {unknown[0]!r}; choose from {', '.join(MODULE_TESTS)}")
+    if args.budget_s <= 0:
+        p.error("--budget-s must be positive")
+    if shutil.which("cosmic-ray") is None:
+        print("cosmic-ray is not installed: pip install -e '.[dev]'", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for module in modules:
+        with tempfile.TemporaryDirectory(prefix="roadedge-mutants-") as tmp:
+            work = Path(tmp)
+            _copy_repo(work)
+            results[module] = run_module(module, work, out, args.budget_s, args.fresh)
+    print("\n| module | mutants | run | killed | survived | other | kill rate |")
+    print("|---|---|---|---|---|---|---|")
+    for module, c in results.items():
+        other = c["done"] - c["killed"] - c["survived"]
+        rate = c["killed"] / max(c["killed"] + c["survived"], 1)
+        print(
+            f"| {module} | {c['total']} | {c['done']} | {c['killed']} | {c['survived']} "
+            f"| {other} | {100 * rate:.1f} % |"
+        )
+    print(f"\nsurvivors: {out}/<module>-survivors.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
