@@ -640,6 +640,10 @@ class Renderer:
         rows += [f"  {k.replace('_', ' ')}" for k in REWARD_TERMS] + ["  total", ""]
         rows += [
             "#EPISODE",
+            "  sessions active",
+            "  ended / dropped",
+            "  session latency",
+            "  session hops",
             "  tasks completed",
             "  missed / dropped",
             "  active",
@@ -679,6 +683,10 @@ class Renderer:
         out += [
             "",
             "",
+            f"{m['sessions_active']:.0f}",
+            f"{m['sessions_ended']:.0f} / {m['sessions_dropped']:.0f}",
+            f"{m['session_latency_ms']:.1f} ms",
+            f"{m['session_hops']:.2f}",
             f"{m['tasks_completed']:.0f}",
             f"{m['tasks_missed']:.0f} / {m['tasks_dropped']:.0f}",
             f"{m['tasks_active']:.0f}",
