@@ -61,6 +61,13 @@ METRIC_COLUMNS = (
     "failovers",
     "mean_recovery_s",
     "invalid_actions",
+    "migrations_cancelled",
+    "controller_outages",
+    "controller_down_s",
+    "decisions_ignored",
+    "migration_retries",
+    "retries_succeeded",
+    "retries_exhausted",
 )
 
 

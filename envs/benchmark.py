@@ -4,7 +4,8 @@ Prints, and writes as JSON (``--out``, default ``results/bench.json``):
 
 1. per preset, a single ``RoadEdgeEnv`` under random valid actions: steps/s,
    vehicle-steps/s, time per tick phase (decisions, faults, heartbeats,
-   mobility, radio, tasks, compute, migrations, outcomes) and observation,
+   mobility, radio, tasks, compute, migrations, outcomes, controller) and
+   observation,
    and peak memory of the simulation;
 2. the native batched env (``RoadEdgeVectorEnv``): env-steps/s for batch sizes;
 3. scaling with the vehicle count (100, 1,000, 10,000) and the node count;
@@ -40,6 +41,7 @@ PHASES = (
     "compute",
     "migrations",
     "outcomes",
+    "controller",
 )
 
 

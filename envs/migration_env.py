@@ -55,6 +55,19 @@ class RoadEdgeEnv(gym.Env):
     layout sb3-contrib's ``MaskablePPO`` expects. An action outside the
     space raises ``ValueError``.
 
+    A migration that fails its success draw or is cancelled is **retried
+    automatically** by the simulator (seed 003, ``migration.retry_policy =
+    next_peer``, the default) on the next-best untried target by seed 000's
+    target score, up to ``migration.max_attempts`` (3) attempts, after an
+    exponential backoff of its source (``cooldown_s * 2 ** (k - 1)`` after the
+    k-th consecutive failure). A source with a retry pending is busy: choices
+    for it are invalid. With ``faults.controller_outages`` (on in ``failures``)
+    the **controller fails** (MTTF/MTTR, then ``election_delay_s`` of leader
+    election): while it is out its decisions and retries are ignored (non-zero
+    choices counted in ``decisions_ignored``), the action mask allows only 0
+    ("do nothing") everywhere, and the ``controller_up`` global is 0; the
+    world (heartbeats, dispatch, in-flight migrations, orphan timeouts) goes on.
+
     ## Observation space
 
     From the controller's view (heartbeats and its own ledger), never the
@@ -68,8 +81,9 @@ class RoadEdgeEnv(gym.Env):
     ``F = 17 + n_services`` node features (believed up, load, reserved,
     battery, is UAV, cooldown, migrating, orphans, away share, hops, urgency,
     min/mean deadline slack, heartbeat age, recent failure, attached vehicles,
-    CPU, then the service capability bits); ``G = 5`` globals (time, mean RSU
-    load, queued, orphaned, vehicles). ``node_mask`` is 1 for nodes believed up.
+    CPU, then the service capability bits); ``G = 6`` globals (time, mean RSU
+    load, queued, orphaned, vehicles, controller up). ``node_mask`` is 1 for
+    nodes believed up.
 
     ## Rewards
 
@@ -112,10 +126,17 @@ class RoadEdgeEnv(gym.Env):
     session_hops (mean access-to-host hops), migrations
     started/completed/failed/cancelled, downtime_s, mean_latency_ms,
     failovers, mean_recovery_s, invalid_actions, failures_detected,
-    uav_energy_kj), and ``invalid`` (invalid choices this step).
+    uav_energy_kj, controller_outages, controller_down_s, decisions_ignored,
+    migration_retries, retries_succeeded, retries_exhausted), and ``invalid``
+    (invalid choices this step; choices ignored during an outage are not
+    invalid).
 
     ## Version history
 
+    * v1 (issue 17, seed 003): controller outages (``faults.controller_*``,
+      ``election_delay_s``; on in ``failures``), the ``controller_up`` global
+      (G 5 -> 6), automatic retry of failed migrations on the next peer with
+      exponential backoff (``migration.retry_policy``, ``max_attempts``).
     * v1: sessions (long-lived per-vehicle services, the migration workload of
       the literature) with tasks as background load; latency charged per request
       (sessions: ``sessions.request_rate_hz``); a metro backhaul (RSU mesh on the

@@ -39,6 +39,7 @@ GLOBAL_FEATURES = (
     "queued",  # queued tasks / total slots (clipped)
     "orphans",  # orphaned tasks / total slots (clipped)
     "vehicles",  # vehicles on the map / max_vehicles
+    "controller_up",  # 1 while the controller is the elected leader (seed 003), else 0
 )
 
 
@@ -106,6 +107,7 @@ def global_vector(
         (view.task_state == QUEUED).sum(1) / total_slots,
         (view.task_state == ORPHANED).sum(1) / total_slots,
         vehicles_active / cfg.vehicles.max_vehicles,
+        view.controller_up,
     ]
     out = np.stack([np.asarray(c, dtype=np.float64) for c in cols], axis=-1)
     return np.clip(out, 0.0, 1.0).astype(np.float32)

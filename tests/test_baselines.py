@@ -95,6 +95,7 @@ def make_view(layout: Layout, used, *, up=None, battery=None, tasks=(), cfg=CFG,
     fields = dict(
         time_s=np.zeros(1),
         layout=layout,
+        controller_up=np.ones(1, dtype=bool),
         up=up[None],
         load=load[None],
         battery=battery[None],

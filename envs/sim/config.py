@@ -255,6 +255,9 @@ class RadioConfig(_Section):
     )
 
 
+RETRY_POLICIES = ("none", "next_peer")
+
+
 @dataclass(frozen=True)
 class MigrationConfig(_Section):
     SECTION: ClassVar[str] = "migration"
@@ -288,6 +291,22 @@ class MigrationConfig(_Section):
     rsu_capacity_weight: float = _f(0.7, 0.0, 1.0, "seed 000 target score RSU->RSU")
     uav_capacity_weight: float = _f(0.8, 0.0, 1.0, "seed 000 target score UAV->RSU")
     distance_scale_m: float = _f(1000.0, 1e-6, 1e9, "seed 000 target distance score scale")
+    retry_policy: str = _f(
+        "next_peer",
+        doc="seed 003: after a failed or cancelled migration, none | next_peer (retry the "
+        "rows on the next-best untried target by the seed 000 score, with backoff)",
+    )
+    max_attempts: int = _f(
+        3, 1, 1000, "seed 003: migration attempts per chain, the original included (next_peer)"
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.retry_policy not in RETRY_POLICIES:
+            raise ConfigError(
+                f"migration.retry_policy must be one of {list(RETRY_POLICIES)}, "
+                f"got {self.retry_policy!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -309,6 +328,18 @@ class FaultConfig(_Section):
     priority_high: int = _f(8, 1, 100, "seed 001")
     priority_medium: int = _f(5, 1, 100, "seed 001")
     priority_low: int = _f(2, 1, 100, "seed 001")
+    controller_outages: bool = _f(
+        False, doc="seed 003: the controller (Raft-like leader) fails and is re-elected"
+    )
+    controller_mttf_s: float = _f(
+        86400.0, 1.0, 1e12, "controller mean time to failure (exponential) [s]"
+    )
+    controller_mttr_s: float = _f(
+        10.0, 0.0, 1e12, "controller mean time to restart after a crash (exponential) [s]"
+    )
+    election_delay_s: float = _f(
+        15.0, 0.0, 1e6, "leader election after the restart, before decisions count again [s]"
+    )
 
 
 @dataclass(frozen=True)

@@ -116,3 +116,32 @@ def expired_orphans(world: World, cfg: ScenarioConfig) -> np.ndarray:
     """Orphans past ``orphan_timeout_s``: the (B, T) mask of tasks to drop."""
     waited = world.time_s[:, None] - world.task_orphaned_s
     return (world.task_state == ORPHANED) & (waited >= cfg.faults.orphan_timeout_s - 1e-9)
+
+
+def controller_fail_and_elect(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Controller outages (seed 003: only the leader acts), at the end of a tick.
+
+    Stamped at the tick end ``t + dt``, after this tick's decisions were applied,
+    so the observation and the action mask of the next tick already see it. A
+    controller that is up fails with probability ``1 - exp(-dt / controller_mttf_s)``;
+    it restarts after an exponential time of mean ``controller_mttr_s`` and acts
+    again once a leader is elected, ``election_delay_s`` later. An outage covers at
+    least one tick. Returns the (B,) masks (failed, elected) of this tick.
+    """
+    fc = cfg.faults
+    B = world.ctrl_up.shape[0]
+    if not fc.controller_outages:
+        none = np.zeros(B, dtype=bool)
+        return none, none
+    end = world.time_s + cfg.dt_s
+    zero = np.zeros(1, dtype=np.uint64)
+    u_fail = uniform(world.key[:, None], world.tick[:, None], Stream.CONTROLLER_FAILURE, zero)
+    u_rep = uniform(world.key[:, None], world.tick[:, None], Stream.CONTROLLER_REPAIR, zero)
+    u_fail, u_rep = u_fail[:, 0], u_rep[:, 0]
+    elected = ~world.ctrl_up & (world.ctrl_elected_s <= end + 1e-9)
+    failed = world.ctrl_up & (u_fail < -np.expm1(-cfg.dt_s / fc.controller_mttf_s))
+    outage = -fc.controller_mttr_s * np.log1p(-u_rep) + fc.election_delay_s
+    world.ctrl_up[:] = (world.ctrl_up & ~failed) | elected
+    world.ctrl_down_since_s[:] = np.where(failed, end, world.ctrl_down_since_s)
+    world.ctrl_elected_s[:] = np.where(failed, end + outage, world.ctrl_elected_s)
+    return failed, elected

@@ -21,6 +21,13 @@ The controller's decision for node ``n`` is a target node ``m`` (or none).
   scratch; a failed attempt (the target turns out to be dead) counts towards
   ``max_reassignment_attempts``, after which the task is dropped.
 
+Seed 003 (``migration.retry_policy = next_peer``): a migration that fails its
+success draw or is cancelled is retried automatically on the next-best untried
+target by seed 000's target score, up to ``max_attempts`` attempts, after an
+exponential backoff of its source (``cooldown_s * 2 ** (k - 1)`` after the k-th
+consecutive failure; a success resets k). While the controller is out (seed
+003: only the leader acts) no decision and no retry starts.
+
 Invalid decisions (see :func:`action_mask`) are no-ops, counted.
 """
 
@@ -39,6 +46,7 @@ from .world import KIND_SESSION, ORPHANED, RUNNING, World
 
 AFFINITY_PRIORITY = 2.0  # above any seed 000 priority (<= 1), below a priority level gap (3)
 SESSION_PRIORITY = 1.0  # attached sessions before attached tasks (migrations only)
+MAX_BACKOFF_DOUBLINGS = 20  # backoff cap: cooldown_s * 2**20 (121 days at 10 s), no overflow
 
 
 def mobility_features(world: World, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +90,10 @@ def candidate_source(world: World) -> tuple[np.ndarray, np.ndarray]:
 
 
 def action_mask(world: World, layout: Layout, cfg: ScenarioConfig) -> np.ndarray:
-    """Valid decisions, (B, N, N + 1) bool; column 0 (do nothing) is always valid."""
+    """Valid decisions, (B, N, N + 1) bool; column 0 (do nothing) is always valid.
+
+    A source believed up is refused while it migrates, cools down (backs off) or has
+    a retry pending; while the controller is out only column 0 is valid."""
     B, N = world.slots_used.shape
     S = layout.capability.shape[1]
     source, _ = candidate_source(world)
@@ -99,11 +110,14 @@ def action_mask(world: World, layout: Layout, cfg: ScenarioConfig) -> np.ndarray
     target_ok = world.view_up & (ledger.free_slots(world, layout) > 0)
     source_ok = np.where(
         world.view_up,
-        ~world.mig_active & (world.time_s[:, None] >= world.cooldown_until_s),
+        ~world.mig_active
+        & ~world.retry_pending
+        & (world.time_s[:, None] >= world.cooldown_until_s),
         True,
     )
     valid = serves & target_ok[:, None, :] & source_ok[:, :, None]
     valid &= ~np.eye(N, dtype=bool)[None]
+    valid &= world.ctrl_up[:, None, None]  # controller out: nothing but "do nothing"
     mask = np.ones((B, N, N + 1), dtype=bool)
     mask[:, :, 1:] = valid
     return mask
@@ -174,6 +188,13 @@ def apply_decisions(
             world, layout, cfg, env[~is_fo], task[~is_fo], src[~is_fo], tgt[~is_fo], code, urgency
         )
     )
+    # A controller migration opens a new retry chain of its source (seed 003).
+    started = out["started"]
+    world.mig_retry &= ~started
+    world.retry_attempt[:] = np.where(started, 1, world.retry_attempt)
+    world.retry_tried &= ~started[:, :, None]
+    e, n = np.nonzero(started)
+    world.retry_tried[e, n, world.mig_target[e, n]] = True
     out.update(_failover(world, layout, cfg, env[is_fo], task[is_fo], src[is_fo], tgt[is_fo]))
     return out
 
@@ -268,18 +289,134 @@ def _failover(world, layout, cfg, env, task, src, tgt):
     }
 
 
-def cancel_broken(world: World, cooldown_s: float) -> np.ndarray:
+def start_retries(
+    world: World, layout: Layout, cfg: ScenarioConfig, code: np.ndarray, urgency: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Seed 003's retry on another peer, after the controller's decisions (step 1).
+
+    A pending retry of source ``n`` is due once its backoff is over (``t >=
+    cooldown_until[n]``) and the controller is up. Its rows are those of the failed
+    migration still RUNNING on ``n`` and not migrating. The target is the valid
+    ``m`` (believed up, a free slot, runs the service of one of the rows, ``m != n``)
+    not yet tried by the chain that maximises seed 000's score ``w (1 - load_m) +
+    (1 - w) / (1 + d_nm / 1000)`` (``w`` 0.7 from an RSU, 0.8 from a UAV; load from
+    the ledger: used + reserved slots over max_jobs; ties: lowest index). Rows are
+    admitted as in :func:`apply_decisions` (seed 000 priority, at most
+    ``max_tasks_per_migration``, within the target's free slots). A chain ends
+    silently when its source is believed down or its rows are gone, and counts as
+    exhausted when no untried target is valid. A due retry none of whose rows fits
+    the target's free slots (taken by another source's retry this tick) waits a tick.
+
+    Returns ``started``, ``started_cost`` (as :func:`apply_decisions`) and
+    ``exhausted`` (B, N).
+    """
+    B, N = world.slots_used.shape
+    S = layout.capability.shape[1]
+    mc = cfg.migration
+    now = world.time_s
+    pending = world.retry_pending
+    dead = pending & ~world.view_up
+    due = pending & world.view_up & world.ctrl_up[:, None] & ~world.mig_active
+    due &= now[:, None] >= world.cooldown_until_s - 1e-9
+    host0 = np.maximum(world.task_host, 0)
+    rows = (world.task_state == RUNNING) & (world.task_mig_target < 0)
+    rows &= (world.task_retry_src == world.task_host) & gather(due, host0)
+    env, task = np.nonzero(rows)
+    src = world.task_host[env, task]
+    svc = world.task_service[env, task]
+    counts = np.bincount((env * N + src) * S + svc, minlength=B * N * S).reshape(B, N, S)
+    has_rows = counts.any(-1)
+    serves = (
+        np.einsum(
+            "bns,ms->bnm", (counts > 0).astype(np.float64), layout.capability.astype(np.float64)
+        )
+        > 0
+    )
+    valid = serves & ~world.retry_tried & ~np.eye(N, dtype=bool)[None]
+    valid &= (world.view_up & (ledger.free_slots(world, layout) > 0))[:, None, :]
+    load = (world.slots_used + world.slots_reserved) / layout.max_jobs
+    w = np.where(layout.is_uav, mc.uav_capacity_weight, mc.rsu_capacity_weight)[None, :, None]
+    score = formulas.target_score(load[:, None, :], layout.distance_m[None], w, mc.distance_scale_m)
+    score = np.where(valid, score, -np.inf)
+    best = np.argmax(score, axis=-1)
+    fire = due & has_rows & valid.any(-1)
+    exhausted = due & has_rows & ~valid.any(-1)
+    gone = dead | (due & ~has_rows) | exhausted
+
+    tgt = best[env, src]
+    keep = fire[env, src] & layout.capability[tgt, svc]
+    env, task, src, tgt = env[keep], task[keep], src[keep], tgt[keep]
+    remaining = world.task_deadline_s[env, task] - now[env]
+    prio = formulas.task_priority(urgency[env, src], remaining)
+    keep = rank_within(env * N + src, -prio) < mc.max_tasks_per_migration
+    env, task, src, tgt, prio = env[keep], task[keep], src[keep], tgt[keep], prio[keep]
+    key = src.astype(np.float64) * 1e3 - prio
+    admit = rank_within(env * N + tgt, key) < ledger.free_slots(world, layout)[env, tgt]
+    env, task, src, tgt = env[admit], task[admit], src[admit], tgt[admit]
+    out = _start_migrations(world, layout, cfg, env, task, src, tgt, code, urgency)
+    started = out["started"]
+    world.mig_retry |= started
+    world.retry_attempt += started
+    e, n = np.nonzero(started)
+    world.retry_tried[e, n, world.mig_target[e, n]] = True
+    world.retry_pending &= ~started
+    _clear_chain(world, gone)
+    _clear_rows(world, started | gone)
+    out["exhausted"] = exhausted
+    return out
+
+
+def _clear_chain(world: World, which: np.ndarray) -> None:
+    """Forget the retry chains of sources ``which`` (B, N) (the backoff count stays)."""
+    world.retry_pending &= ~which
+    world.retry_attempt[:] = np.where(which, 0, world.retry_attempt)
+    world.retry_tried &= ~which[:, :, None]
+    _clear_rows(world, which)
+
+
+def _clear_rows(world: World, which: np.ndarray) -> None:
+    """Unmark the rows waiting for the retries of sources ``which`` (B, N)."""
+    src = world.task_retry_src
+    world.task_retry_src[:] = np.where(gather(which, np.maximum(src, 0)) & (src >= 0), -1, src)
+
+
+def _migration_failed(
+    world: World, cfg: ScenarioConfig, failed: np.ndarray, end_s: np.ndarray
+) -> np.ndarray:
+    """Sources ``failed`` (B, N) whose migration failed or was cancelled at ``end_s``:
+    start the cooldown (``retry_policy = none``) or the exponential backoff and, with
+    attempts left, schedule a retry of its rows. Call before :func:`_end`. Returns the
+    chains exhausted by this failure (B, N)."""
+    mc = cfg.migration
+    if mc.retry_policy == "none":
+        world.cooldown_until_s[:] = np.where(failed, end_s + mc.cooldown_s, world.cooldown_until_s)
+        return np.zeros_like(failed)
+    world.retry_fails += failed
+    wait = mc.cooldown_s * np.exp2(np.clip(world.retry_fails - 1, 0, MAX_BACKOFF_DOUBLINGS))
+    world.cooldown_until_s[:] = np.where(failed, end_s + wait, world.cooldown_until_s)
+    host = np.maximum(world.task_host, 0)
+    rows = (world.task_mig_target >= 0) & gather(failed, host)
+    world.task_retry_src[:] = np.where(rows, world.task_host, world.task_retry_src)
+    more = failed & (world.retry_attempt < mc.max_attempts)
+    world.retry_pending |= more
+    exhausted = failed & ~more
+    _clear_chain(world, exhausted)
+    return exhausted
+
+
+def cancel_broken(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.ndarray]:
     """Migrations whose source or target is down end CANCELLED (rollback, then the
-    source's cooldown starts, as after any migration). (B, N) mask."""
+    source's cooldown or backoff starts, as after a failed migration). Returns the
+    (B, N) masks (cancelled, chains exhausted)."""
     t0 = np.maximum(world.mig_target, 0)
     target_up = gather(world.node_up, t0)
     broken = world.mig_active & ~(world.node_up & target_up)
+    exhausted = np.zeros_like(broken)
     if broken.any():
+        now = np.broadcast_to(world.time_s[:, None], broken.shape)
+        exhausted = _migration_failed(world, cfg, broken, now)
         _end(world, broken)
-        world.cooldown_until_s[:] = np.where(
-            broken, world.time_s[:, None] + cooldown_s, world.cooldown_until_s
-        )
-    return broken
+    return broken, exhausted
 
 
 def due_outcomes(world: World, cfg: ScenarioConfig, node_index: np.ndarray):
@@ -297,7 +434,9 @@ def switch_blocked_s(world: World, success: np.ndarray) -> np.ndarray:
 
 
 def finish(world: World, cfg: ScenarioConfig, due: np.ndarray, success: np.ndarray):
-    """Commit successful migrations, roll back failed ones, start cooldowns."""
+    """Commit successful migrations, roll back failed ones, start cooldowns (a failed
+    one: the backoff, and its retry, see :func:`_migration_failed`). Returns the
+    (B, N) masks (retries succeeded, chains exhausted)."""
     host = np.maximum(world.task_host, 0)
     migrating = world.task_mig_target >= 0
     moving = migrating & gather(success, host)
@@ -306,15 +445,19 @@ def finish(world: World, cfg: ScenarioConfig, due: np.ndarray, success: np.ndarr
     ledger.commit_move(world, e, t)
     world.veh_serving[e, veh] = world.task_host[e, t]
     failing = migrating & gather(due & ~success, host)
+    ok = due & success
+    world.cooldown_until_s[:] = np.where(
+        ok, world.mig_end_s + cfg.migration.cooldown_s, world.cooldown_until_s
+    )
+    exhausted = _migration_failed(world, cfg, due & ~success, world.mig_end_s)
     e, t = np.nonzero(failing)
     ledger.unreserve(world, e, t)
-    moved = np.zeros_like(world.slots_used)
-    np.add.at(moved, (np.nonzero(moving)[0], host[moving]), 1)
+    retry_ok = ok & world.mig_retry
+    world.retry_fails[:] = np.where(ok, 0, world.retry_fails)
+    _clear_chain(world, ok)
+    world.mig_retry &= ~due
     _end(world, due)
-    world.cooldown_until_s[:] = np.where(
-        due, world.mig_end_s + cfg.migration.cooldown_s, world.cooldown_until_s
-    )
-    return moved
+    return retry_ok, exhausted
 
 
 def _end(world: World, which: np.ndarray) -> None:

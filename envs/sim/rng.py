@@ -110,3 +110,6 @@ class Stream:
     HIGHWAY_INIT_DIR = 54
     HIGHWAY_INIT_LANE = 55
     HIGHWAY_INIT_SPEED = 56
+    # controller outages (seed 003: the leader fails, restarts, a new one is elected)
+    CONTROLLER_FAILURE = 60
+    CONTROLLER_REPAIR = 61

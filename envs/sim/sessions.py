@@ -106,6 +106,7 @@ def start_sessions(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.nd
     world.task_origin[env, row] = -1
     world.task_backup[env, row] = -1
     world.task_mig_target[env, row] = -1
+    world.task_retry_src[env, row] = -1
     world.task_attempts[env, row] = 0
     world.task_interrupted_s[env, row] = np.nan
     world.task_latency_ms[env, row] = 0.0

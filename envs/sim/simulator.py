@@ -3,7 +3,8 @@
 Order of operations inside a tick ``[t, t + dt)`` (MODEL.md section "A tick"):
 
 1. decisions: the controller's actions (taken on the snapshot at ``t``) start
-   migrations and failovers;
+   migrations and failovers (ignored, counted, while the controller is out);
+   then due retries of failed migrations start on the next peer (seed 003);
 2. faults: random failures, UAV battery returns, repairs; migrations touching
    a dead node are cancelled;
 3. heartbeats: live nodes report; silent ones are declared down, their tasks
@@ -14,7 +15,9 @@ Order of operations inside a tick ``[t, t + dt)`` (MODEL.md section "A tick"):
 7. compute: processor sharing, latency, UAV energy, replicas;
 8. migrations ending in this tick succeed (commit) or fail (roll back);
 9. outcomes: task completions and deadline misses, sessions ending with their
-   vehicle; counters and reward terms.
+   vehicle; counters and reward terms;
+10. controller: the controller fails or a new leader is elected (seed 003),
+    stamped at ``t + dt`` so the next observation and mask see it.
 
 The simulator knows nothing of Gymnasium; ``StepResult`` carries plain arrays.
 """
@@ -151,35 +154,23 @@ class Simulator:
         now = w.time_s.copy()
         dropped_mask = np.zeros(w.task_state.shape, dtype=bool)
 
-        # 1. decisions
+        # 1. decisions (ignored while the controller is out), then seed 003 retries
+        out = ~w.ctrl_up
+        ignored = (actions > 0) & out[:, None]
+        c.decisions_ignored += ignored.sum(1)
+        c.controller_down_s += out * cfg.dt_s
+        actions = np.where(ignored, 0, actions)
         dec = migration.apply_decisions(w, lay, cfg, actions, self._node_index)
         c.invalid_actions += dec["invalid"]
-        started = dec["started"]
-        c.migrations_started += started.sum(1)
-        c.migration_cost_total += dec["started_cost"]
-        if started.any():
-            e, n = np.nonzero(started)
-            np.add.at(c.triggers, (e, w.mig_trigger[e, n]), 1)
-            first = c.migrations_started - started.sum(1) == 0
-            for ee, nn in zip(e.tolist(), n.tolist(), strict=True):  # few per tick
-                new = w.mig_cost[ee, nn]
-                c.migration_cost_ewma[ee] = (
-                    new
-                    if first[ee]
-                    else float(
-                        formulas.ewma(c.migration_cost_ewma[ee], new, cfg.migration.ewma_alpha)
-                    )
-                )
-                first[ee] = False
-            self.events.add(
-                e,
-                "migration_planned",
-                now[e],
-                source=n,
-                target=w.mig_target[e, n],
-                trigger=w.mig_trigger[e, n],
-                end_s=w.mig_end_s[e, n],
-            )
+        self._count_started(dec["started"], dec["started_cost"], now, "migration_planned")
+        migration_cost = dec["started_cost"]
+        if w.retry_pending.any():
+            code, urgency, _ = migration.node_triggers(w, lay, cfg)
+            ret = migration.start_retries(w, lay, cfg, code, urgency)
+            c.migration_retries += ret["started"].sum(1)
+            self._count_started(ret["started"], ret["started_cost"], now, "migration_retry")
+            c.retries_exhausted += ret["exhausted"].sum(1)
+            migration_cost = migration_cost + ret["started_cost"]
         c.failovers += dec["failovers"]
         c.failover_attempts_failed += dec["failover_failed"]
         c.recovery_sum_s += dec["recovery_s"]
@@ -189,8 +180,9 @@ class Simulator:
         self._mark("decisions")
         # 2. faults
         failed, repaired = faults.fail_and_repair(w, lay, cfg, self._node_index)
-        cancelled = migration.cancel_broken(w, cfg.migration.cooldown_s)
+        cancelled, exhausted = migration.cancel_broken(w, cfg)
         c.migrations_cancelled += cancelled.sum(1)
+        c.retries_exhausted += exhausted.sum(1)
         if failed.any():
             e, n = np.nonzero(failed)
             self.events.add(e, "node_failed", now[e], node=n, cause=w.down_cause[e, n])
@@ -259,7 +251,9 @@ class Simulator:
             c.migrations_completed += success.sum(1)
             c.migrations_failed += (due & ~success).sum(1)
             c.migration_downtime_s += np.where(success, w.mig_downtime_s, 0.0).sum(1)
-            migration.finish(w, cfg, due, success)
+            retry_ok, exhausted = migration.finish(w, cfg, due, success)
+            c.retries_succeeded += retry_ok.sum(1)
+            c.retries_exhausted += exhausted.sum(1)
 
         self._mark("migrations")
         # 9. outcomes
@@ -303,7 +297,7 @@ class Simulator:
             "latency": self._requests_latency_s(latency_ms),
             "deadline_miss": (weight * late).sum(1),
             "drop": (weight * dropped_mask).sum(1) + no_row + no_session_row,
-            "migration_cost": dec["started_cost"],
+            "migration_cost": migration_cost,
             "downtime": downtime,
             "uav_energy": energy_j.sum(1) / 1000.0,
         }
@@ -315,9 +309,20 @@ class Simulator:
         for k, name in enumerate(REWARD_TERMS):
             reward = reward + coef[k] * terms[name]
 
+        self._mark("outcomes")
+        # 10. controller outages (seed 003), stamped at the tick end
+        failed, elected = faults.controller_fail_and_elect(w, cfg)
+        c.controller_outages += failed
+        if failed.any():
+            e = np.flatnonzero(failed)
+            self.events.add(e, "controller_failed", end[e], elected_s=w.ctrl_elected_s[e])
+        if elected.any():
+            e = np.flatnonzero(elected)
+            self.events.add(e, "controller_elected", end[e], down_s=end[e] - w.ctrl_down_since_s[e])
+
         w.time_s += cfg.dt_s
         w.tick += np.uint64(1)
-        self._mark("outcomes")
+        self._mark("controller")
         if self.check_invariants:
             ledger.check(w, lay)
         return StepResult(
@@ -327,6 +332,38 @@ class Simulator:
             missed=n_late,
             dropped=n_drop,
             invalid=dec["invalid"],
+        )
+
+    def _count_started(
+        self, started: np.ndarray, cost: np.ndarray, now: np.ndarray, kind: str
+    ) -> None:
+        """Counters, EWMA cost and events of the migrations ``started`` (B, N) this tick."""
+        w, c, cfg = self.world, self.counters, self.cfg
+        c.migrations_started += started.sum(1)
+        c.migration_cost_total += cost
+        if not started.any():
+            return
+        e, n = np.nonzero(started)
+        np.add.at(c.triggers, (e, w.mig_trigger[e, n]), 1)
+        first = c.migrations_started - started.sum(1) == 0
+        for ee, nn in zip(e.tolist(), n.tolist(), strict=True):  # few per tick
+            new = w.mig_cost[ee, nn]
+            c.migration_cost_ewma[ee] = (
+                new
+                if first[ee]
+                else float(formulas.ewma(c.migration_cost_ewma[ee], new, cfg.migration.ewma_alpha))
+            )
+            first[ee] = False
+        extra = {"attempt": w.retry_attempt[e, n]} if kind == "migration_retry" else {}
+        self.events.add(
+            e,
+            kind,
+            now[e],
+            source=n,
+            target=w.mig_target[e, n],
+            trigger=w.mig_trigger[e, n],
+            end_s=w.mig_end_s[e, n],
+            **extra,
         )
 
     def _requests_latency_s(self, latency_ms: np.ndarray) -> np.ndarray:
@@ -404,6 +441,12 @@ class Simulator:
             "invalid_actions": c.invalid_actions,
             "failures_detected": c.failures_detected,
             "uav_energy_kj": c.uav_energy_kj,
+            "controller_outages": c.controller_outages,
+            "controller_down_s": c.controller_down_s,
+            "decisions_ignored": c.decisions_ignored,
+            "migration_retries": c.migration_retries,
+            "retries_succeeded": c.retries_succeeded,
+            "retries_exhausted": c.retries_exhausted,
         }
 
     def migration_statistics(self, env: int = 0) -> dict[str, float]:

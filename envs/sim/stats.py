@@ -49,6 +49,12 @@ class Counters:
     invalid_actions: np.ndarray
     failures_detected: np.ndarray
     uav_energy_kj: np.ndarray
+    controller_outages: np.ndarray  # controller failures (seed 003 leader lost)
+    controller_down_s: np.ndarray  # ticks x dt during which decisions were ignored [s]
+    decisions_ignored: np.ndarray  # non-zero choices ignored while the controller was out
+    migration_retries: np.ndarray  # automatic retries on the next peer started (seed 003)
+    retries_succeeded: np.ndarray  # retries that ended in a successful commit
+    retries_exhausted: np.ndarray  # chains that ran out of attempts or untried peers
     triggers: np.ndarray  # (B, N_TRIGGERS) migrations started per trigger
 
     @classmethod

@@ -26,6 +26,7 @@ class ControllerView:
 
     time_s: np.ndarray
     layout: Layout
+    controller_up: np.ndarray  # (B,) the controller is the elected leader and acts (seed 003)
     # nodes
     up: np.ndarray  # believed up (heartbeats)
     load: np.ndarray  # slot load from the last heartbeat
@@ -75,6 +76,7 @@ def controller_view(sim: Simulator) -> ControllerView:
     view = ControllerView(
         time_s=w.time_s.copy(),
         layout=lay,
+        controller_up=w.ctrl_up.copy(),
         up=w.view_up.copy(),
         load=w.view_load.copy(),
         battery=w.view_battery.copy(),

@@ -41,6 +41,9 @@ class World:
     tick: np.ndarray  # uint64 ticks since reset
     time_s: np.ndarray  # float simulated time [s]
     veh_spawned: np.ndarray  # uint64 vehicles that entered this episode (next serial)
+    ctrl_up: np.ndarray  # bool: the controller (leader) acts on decisions (seed 003)
+    ctrl_down_since_s: np.ndarray  # when the controller last failed [s]
+    ctrl_elected_s: np.ndarray  # when its outage ends: restart + leader election [s]
     # --- nodes (B, N)
     node_up: np.ndarray  # bool, the truth
     view_up: np.ndarray  # bool, the controller's belief (heartbeats)
@@ -67,6 +70,12 @@ class World:
     mig_success_p: np.ndarray
     mig_cost: np.ndarray
     mig_trigger: np.ndarray  # int8 trigger code (triggers.Trigger)
+    mig_retry: np.ndarray  # bool: the active migration is an automatic retry (seed 003)
+    # --- retry on another peer (seed 003), per source node
+    retry_fails: np.ndarray  # int consecutive failed/cancelled migrations (backoff exponent)
+    retry_pending: np.ndarray  # bool: a retry of the last failed migration is scheduled
+    retry_attempt: np.ndarray  # int attempts made in the current chain (1: the original)
+    retry_tried: np.ndarray  # bool (B, N, N): targets already tried by source n's chain
     # --- vehicles (B, V)
     veh_active: np.ndarray  # bool: on the map
     veh_x: np.ndarray  # [m]
@@ -99,6 +108,7 @@ class World:
     task_backup: np.ndarray  # int node holding the task's replica, -1 none
     task_mig_target: np.ndarray  # int node of an in-flight migration, -1 none
     task_attempts: np.ndarray  # int failed failover attempts so far (seed 001: max 3)
+    task_retry_src: np.ndarray  # int source whose pending retry will move this row, -1 none
     task_orphaned_s: np.ndarray  # when the controller orphaned it [s]
     task_interrupted_s: np.ndarray  # when its host died [s] (nan if not interrupted)
     task_latency_ms: np.ndarray  # latency of the last tick [ms]
@@ -123,6 +133,9 @@ def allocate(batch: int, n_nodes: int, n_vehicles: int, n_tasks: int) -> World:
         tick=z(B, np.uint64),
         time_s=z(B),
         veh_spawned=z(B, np.uint64),
+        ctrl_up=z(B, bool, True),
+        ctrl_down_since_s=z(B, fill=-np.inf),
+        ctrl_elected_s=z(B, fill=-np.inf),
         node_up=z((B, N), bool, True),
         view_up=z((B, N), bool, True),
         last_heartbeat_s=z((B, N)),
@@ -147,6 +160,11 @@ def allocate(batch: int, n_nodes: int, n_vehicles: int, n_tasks: int) -> World:
         mig_success_p=z((B, N)),
         mig_cost=z((B, N)),
         mig_trigger=z((B, N), np.int8),
+        mig_retry=z((B, N), bool),
+        retry_fails=z((B, N), np.int64),
+        retry_pending=z((B, N), bool),
+        retry_attempt=z((B, N), np.int64),
+        retry_tried=z((B, N, N), bool),
         veh_active=z((B, V), bool),
         veh_x=z((B, V)),
         veh_y=z((B, V)),
@@ -177,6 +195,7 @@ def allocate(batch: int, n_nodes: int, n_vehicles: int, n_tasks: int) -> World:
         task_backup=z((B, T), np.int64, NO_NODE),
         task_mig_target=z((B, T), np.int64, NO_NODE),
         task_attempts=z((B, T), np.int64),
+        task_retry_src=z((B, T), np.int64, NO_NODE),
         task_orphaned_s=z((B, T)),
         task_interrupted_s=z((B, T), fill=np.nan),
         task_latency_ms=z((B, T)),
