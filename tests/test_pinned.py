@@ -58,7 +58,8 @@ def _migration_ending_at_4(success: bool):
     0 -> 1 of three of them (3 x 25 MB) starts. With no hop latency its delay is
     0.5 * 8 * 75 / 100 = 3.0 s exactly: it ends at T = 4.0, in the tick [3, 4). The
     outcome is forced through the migration record."""
-    sim = quiet_sim({"radio.hop_latency_ms": 0.0})
+    # no automatic retry (seed 003, tested in test_retry.py): the source stays free
+    sim = quiet_sim({"radio.hop_latency_ms": 0.0, "migration.retry_policy": "none"})
     w = sim.world
     assert w.time_s[0] == 1.0
     for v in range(4):
@@ -126,7 +127,7 @@ def test_cooldown_blocks_the_source_until_exactly_end_plus_10s(success):
 
 
 def test_cancelled_migration_cools_the_source_down_from_the_cancellation():
-    sim = quiet_sim({"radio.hop_latency_ms": 0.0})
+    sim = quiet_sim({"radio.hop_latency_ms": 0.0, "migration.retry_policy": "none"})
     w = sim.world
     for v in range(4):
         park(sim, v, 1)
@@ -422,6 +423,7 @@ def _feature_view(sim) -> ControllerView:
     return ControllerView(
         time_s=np.array([70.0]),
         layout=lay,
+        controller_up=np.array([True]),
         free_slots=lay.max_jobs - nodes["slots_used"] - nodes["slots_reserved"],
         failures=np.zeros((1, 4), dtype=np.int64),
         completed=np.zeros((1, 4), dtype=np.int64),
@@ -473,6 +475,7 @@ EXPECTED_GLOBALS = {
     "queued": 3 / 28,
     "orphans": 2 / 28,
     "vehicles": 6 / 24,
+    "controller_up": 1.0,  # seed 003: the leader is up
 }
 
 
