@@ -42,6 +42,12 @@ def test_target_score_vectorised_and_weights_differ():
     np.testing.assert_allclose(got, [0.705, 0.77], atol=1e-12)
 
 
+def test_target_score_distance_weight_is_one_minus_the_capacity_weight():
+    # any w_cap, not only the seed's 0.7 / 0.8: 0.25*(1-0.2) + 0.75/(1 + 1000/1000)
+    # = 0.2 + 0.375 (a mutant 1 % w would give 0.25 / 2 here; for w > 0.5 it equals 1 - w)
+    assert formulas.target_score(0.2, 1000.0, 0.25) == pytest.approx(0.575, abs=1e-12)
+
+
 def test_target_score_distance_scale():
     # 0.7*(1-0.5) + 0.3/(1 + 1000/500) = 0.35 + 0.1 = 0.45
     assert formulas.target_score(0.5, 1000.0, 0.7, distance_scale_m=500.0) == pytest.approx(0.45)
