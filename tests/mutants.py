@@ -43,6 +43,7 @@ MODULE_TESTS: dict[str, list[str]] = {
     "triggers": ["tests/test_triggers.py"],
     "radio": ["tests/test_radio_mobility.py"],
     "mobility": ["tests/test_radio_mobility.py"],
+    "highway": ["tests/test_highway.py"],
     "faults": ["tests/test_pinned.py", "tests/test_simulator.py"],
     "migration": ["tests/test_pinned.py", "tests/test_simulator.py", "tests/test_baselines.py"],
     "scheduler": ["tests/test_simulator.py", "tests/test_sessions.py"],
