@@ -101,11 +101,23 @@ def generate_tasks(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.nd
         + draw(Stream.TASK_DEADLINE) * (tc.deadline_s_max - tc.deadline_s_min)
     )
     world.task_ready_s[env, row] = now
+    world.task_priority[env, row] = priority_levels(cfg, draw(Stream.TASK_PRIORITY))
+    open_rows(world, env, row, veh)
+    return generated, dropped
+
+
+def priority_levels(cfg: ScenarioConfig, u: np.ndarray) -> np.ndarray:
+    """Seed 001 priority levels (high/medium/low = 8/5/2) drawn with
+    ``tasks.priority_probs`` from uniforms ``u``."""
     fc = cfg.faults
     levels = np.array([fc.priority_high, fc.priority_medium, fc.priority_low])
-    cum = np.cumsum(tc.priority_probs)
-    level = np.minimum(np.searchsorted(cum, draw(Stream.TASK_PRIORITY), side="right"), 2)
-    world.task_priority[env, row] = levels[level]
+    cum = np.cumsum(cfg.tasks.priority_probs)
+    return levels[np.minimum(np.searchsorted(cum, u, side="right"), 2)]
+
+
+def open_rows(world: World, env: np.ndarray, row: np.ndarray, veh: np.ndarray) -> None:
+    """New rows (tasks or sessions) start unplaced, with no migration, retry, failed
+    attempt or interruption, and count on their vehicle (``veh_tasks``)."""
     world.task_host[env, row] = -1
     world.task_origin[env, row] = -1
     world.task_backup[env, row] = -1
@@ -115,7 +127,6 @@ def generate_tasks(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.nd
     world.task_interrupted_s[env, row] = np.nan
     world.task_latency_ms[env, row] = 0.0
     np.add.at(world.veh_tasks, (env, veh), 1)
-    return generated, dropped
 
 
 def dispatch_score(

@@ -30,6 +30,7 @@ import numpy as np
 
 from .config import ScenarioConfig
 from .rng import Stream, uniform
+from .scheduler import open_rows, priority_levels
 from .world import FREE, KIND_SESSION, QUEUED, World
 
 
@@ -97,20 +98,8 @@ def start_sessions(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.nd
     else:
         world.task_deadline_s[env, row] = np.inf
     world.task_ready_s[env, row] = now
-    fc = cfg.faults
-    levels = np.array([fc.priority_high, fc.priority_medium, fc.priority_low])
-    cum = np.cumsum(cfg.tasks.priority_probs)
-    level = np.minimum(np.searchsorted(cum, draw(Stream.SESSION_PRIORITY), side="right"), 2)
-    world.task_priority[env, row] = levels[level]
-    world.task_host[env, row] = -1
-    world.task_origin[env, row] = -1
-    world.task_backup[env, row] = -1
-    world.task_mig_target[env, row] = -1
-    world.task_retry_src[env, row] = -1
-    world.task_attempts[env, row] = 0
-    world.task_interrupted_s[env, row] = np.nan
-    world.task_latency_ms[env, row] = 0.0
-    np.add.at(world.veh_tasks, (env, veh), 1)
+    world.task_priority[env, row] = priority_levels(cfg, draw(Stream.SESSION_PRIORITY))
+    open_rows(world, env, row, veh)
     return started, lost
 
 
