@@ -86,7 +86,7 @@ def follow_rule(view: ControllerView, mask: np.ndarray, cfg: ScenarioConfig) -> 
 
 
 def greedy_rule(
-    view: ControllerView, mask: np.ndarray, cfg: ScenarioConfig, lookahead_s: float = 10.0
+    view: ControllerView, mask: np.ndarray, cfg: ScenarioConfig, lookahead_s: float = 30.0
 ) -> np.ndarray:
     """One-step estimated net benefit with the env's own models.
 
