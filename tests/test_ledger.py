@@ -413,3 +413,105 @@ def test_check_catches_over_capacity(small_layout):
     w.slots_used[0, UAV] = 5
     with pytest.raises(LedgerError, match="max_jobs"):
         ledger.check(w, small_layout)
+
+
+# ---------------------------------------------------------------------- boundaries (mutants)
+# Written against the ledger mutants that survived `make mutants`: node 0 as a target,
+# single-task commits, batches of more than one environment, guards that must fire.
+
+
+def test_node_counts_and_free_slots_hand_values(small_layout):
+    # 5 nodes (not a power of two, so env * N + node is not env * N ^ node)
+    counts = ledger.node_counts(a(0, 1, 1, 1), a(2, 1, 1, 3), 2, 5)
+    assert counts.tolist() == [[0, 0, 1, 0, 0], [0, 2, 0, 1, 0]]
+    w = make_world(small_layout)
+    ledger.dispatch(w, small_layout, a(0), a(0), a(UAV))
+    ledger.reserve(w, small_layout, a(0), a(0), a(1))
+    w.slots_used[0, 2], w.slots_reserved[0, 2] = 3, 2  # 8 - 3 - 2 (not (8 - 3) >> 2)
+    assert ledger.free_slots(w, small_layout)[0].tolist() == [8, 7, 3, 3]
+
+
+def test_the_same_row_in_two_environments_is_two_tasks(small_layout):
+    """Rows are told apart per environment (env * T + row): row 8 of env 0 and row 2 of
+    env 1 are different tasks, even with a table size that is not a power of two."""
+    w = make_world(small_layout, n_queued=10, batch=2, n_tasks=10)
+    ledger.dispatch(w, small_layout, a(0, 1), a(8, 2), a(0, 0))
+    assert w.slots_used[:, 0].tolist() == [1, 1]
+    with pytest.raises(LedgerError, match="more than once"):
+        ledger.dispatch(w, small_layout, a(1, 1), a(5, 5), a(1, 1))
+
+
+def test_migrations_to_and_from_node_0_and_single_commits(small_layout):
+    w = make_world(small_layout)
+    ledger.dispatch(w, small_layout, a(0, 0, 0), a(0, 1, 2), a(1, 1, 0))
+    ledger.reserve(w, small_layout, a(0, 0, 0), a(0, 1, 2), a(0, 0, 1))
+    ledger.unreserve(w, a(0), a(1))  # a reservation on node 0 rolls back
+    assert w.slots_reserved[0].tolist() == [1, 1, 0, 0]
+    ledger.commit_move(w, a(0), a(0))  # one task, onto node 0
+    assert w.task_host[0, 0] == 0 and w.slots_used[0].tolist() == [2, 1, 0, 0]
+    ledger.commit_move(w, a(0), a(2))  # one task, from node 0
+    assert w.task_host[0, 2] == 1 and w.slots_used[0].tolist() == [1, 2, 0, 0]
+    assert w.slots_reserved[0].tolist() == [0, 0, 0, 0]
+    ledger.check(w, small_layout)
+
+
+def test_committing_one_of_two_reservations_on_a_target(small_layout):
+    w = make_world(small_layout)
+    ledger.dispatch(w, small_layout, a(0, 0), a(0, 1), a(0, 0))
+    ledger.reserve(w, small_layout, a(0, 0), a(0, 1), a(2, 2))
+    ledger.commit_move(w, a(0), a(0))
+    assert w.slots_reserved[0, 2] == 1 and w.slots_used[0].tolist() == [1, 0, 1, 0]
+    ledger.check(w, small_layout)
+
+
+def test_completing_a_task_frees_its_slot_on_any_node(small_layout):
+    w = make_world(small_layout)
+    ledger.dispatch(w, small_layout, a(0, 0), a(0, 1), a(2, UAV))
+    ledger.complete(w, a(0, 0), a(0, 1))
+    assert w.slots_used[0].tolist() == [0, 0, 0, 0]
+    assert (w.task_host[0, :2] == NO_NODE).all() and (w.task_state[0, :2] == FREE).all()
+
+
+def test_guards_fire(small_layout, assert_same_world):
+    w = make_world(small_layout)
+    ledger.dispatch(w, small_layout, a(0), a(0), a(1))
+    w.task_state[0, 0] = QUEUED  # hosted but waiting: a corrupted row
+    rejected(
+        assert_same_world, w, ledger.dispatch, small_layout, a(0), a(0), a(2), match="already hosted"
+    )
+    w.task_state[0, 0] = RUNNING
+    w.slots_used[0, 1] = 0  # a release with no slot in use
+    rejected(assert_same_world, w, ledger.release, a(0), a(0), match="more releases")
+
+
+def test_register_node_reports_it_empty(small_layout):
+    w = make_world(small_layout)
+    w.view_up[0, 2], w.view_load[0, 2] = False, 0.75
+    ledger.register_node(w, a(0), a(2))
+    assert w.view_load[0, 2] == 0.0
+
+
+@pytest.mark.parametrize(
+    "corrupt, match",
+    [
+        (None, "max_jobs"),  # 4 hosted + 1 reserved on the 4-slot UAV
+        (lambda w: w.slots_used.__setitem__((0, 2), -1), "negative|slots_used"),
+        (lambda w: w.slots_reserved.__setitem__((0, 2), -1), "negative|slots_reserved"),
+        (lambda w: w.task_mig_target.__setitem__((0, 6), 0), "migrates without running"),
+    ],
+)
+def test_check_catches_each_broken_invariant(small_layout, corrupt, match):
+    w = make_world(small_layout)
+    ledger.dispatch(w, small_layout, a(0, 0, 0), a(0, 1, 2), a(UAV, UAV, UAV))
+    ledger.check(w, small_layout)
+    if corrupt is None:  # consistent counts, over capacity: 3 + 1 hosted, 1 reserved
+        ledger.dispatch(w, small_layout, a(0), a(3), a(0))
+        ledger.reserve(w, small_layout, a(0), a(3), a(UAV))
+        w.task_state[0, 4], w.task_host[0, 4] = RUNNING, UAV
+        w.slots_used[0, UAV] += 1
+    else:
+        corrupt(w)
+    if "migrates" in match:
+        w.slots_reserved[0, 0] = 1  # keep the reservation count consistent
+    with pytest.raises(LedgerError, match=match):
+        ledger.check(w, small_layout)
