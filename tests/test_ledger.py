@@ -476,9 +476,8 @@ def test_guards_fire(small_layout, assert_same_world):
     w = make_world(small_layout)
     ledger.dispatch(w, small_layout, a(0), a(0), a(1))
     w.task_state[0, 0] = QUEUED  # hosted but waiting: a corrupted row
-    rejected(
-        assert_same_world, w, ledger.dispatch, small_layout, a(0), a(0), a(2), match="already hosted"
-    )
+    args = (small_layout, a(0), a(0), a(2))
+    rejected(assert_same_world, w, ledger.dispatch, *args, match="already hosted")
     w.task_state[0, 0] = RUNNING
     w.slots_used[0, 1] = 0  # a release with no slot in use
     rejected(assert_same_world, w, ledger.release, a(0), a(0), match="more releases")
