@@ -10,6 +10,8 @@ behaviour no test pins.
   never in the working tree, so an interrupted run leaves nothing mutated.
 * Sessions are kept in ``results/mutants/<module>.sqlite``: a second run
   continues where the budget stopped the first, and ``--fresh`` starts over.
+  ``--recheck`` runs the current tests against the survivors only (after
+  writing a test for one) and marks those now killed.
 * For each module the report gives killed / survived / other (timeouts,
   incompetent mutants that break the import) and the kill rate over the
   mutants run so far, and writes every survivor (line, operator, diff) to
@@ -36,7 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # module of envs/sim -> the fast tests that exercise it (run with -x, no xdist)
 MODULE_TESTS: dict[str, list[str]] = {
     "formulas": ["tests/test_formulas.py"],
-    "sessions": ["tests/test_sessions.py", "tests/test_sessions_pinned.py"],
+    "sessions": [
+        "tests/test_session_rows.py",
+        "tests/test_sessions.py",
+        "tests/test_sessions_pinned.py",
+    ],
     "layout": ["tests/test_backhaul.py", "tests/test_formulas.py"],
     "compute": ["tests/test_sessions_pinned.py", "tests/test_pinned.py", "tests/test_formulas.py"],
     "ledger": ["tests/test_ledger.py"],
@@ -145,12 +151,48 @@ def run_module(module: str, work: Path, out: Path, budget_s: float, fresh: bool)
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait()
         raise
-    c = _counts(db)
-    lines = [f"# Surviving mutants of envs/sim/{module}.py\n"]
-    for row, op, diff in _survivors(db):
-        lines.append(f"## line {row + 1}: {op}\n\n```diff\n{diff.strip()}\n```\n")
-    (out / f"{module}-survivors.md").write_text("\n".join(lines), encoding="utf-8")
-    return c
+    return _counts(db)
+
+
+def recheck_survivors(module: str, work: Path, out: Path) -> dict:
+    """Run the current tests against every mutant that survived so far, one by one, and
+    mark those they now kill: the loop of reading a survivor, writing a test, checking."""
+    db = out / f"{module}.sqlite"
+    if not db.exists():
+        return {"total": 0, "done": 0, "killed": 0, "survived": 0}
+    con = sqlite3.connect(db)
+    rows = con.execute(
+        "select s.job_id, s.module_path, s.operator_name, s.occurrence from work_results r "
+        "join mutation_specs s on s.job_id = r.job_id "
+        "where r.test_outcome = 'SURVIVED' and r.worker_outcome = 'NORMAL'"
+    ).fetchall()
+    tests = MODULE_TESTS[module]
+    env = {**os.environ, "PYTHONPATH": str(work / ".pkg")}
+    pytest_cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+    pytest_cmd += ["-p", "no:xdist", "-m", "not slow", *tests]
+    killed = 0
+    for i, (job_id, path, operator, occurrence) in enumerate(rows):
+        original = (work / path).read_bytes()
+        try:
+            subprocess.run(
+                ["cosmic-ray", "apply", path, operator, str(occurrence)],
+                cwd=work,
+                check=True,
+                capture_output=True,
+            )
+            result = subprocess.run(pytest_cmd, cwd=work, env=env, capture_output=True)
+        finally:
+            (work / path).write_bytes(original)
+        if result.returncode != 0:
+            killed += 1
+            con.execute(
+                "update work_results set test_outcome = 'KILLED' where job_id = ?", (job_id,)
+            )
+            con.commit()
+        done = f"{i + 1}/{len(rows)}"
+        print(f"  {module}: rechecked {done} survivors, {killed} now killed", flush=True)
+    con.close()
+    return _counts(db)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-s", type=float, default=600.0, help="time per module [s]")
     p.add_argument("--out", default=str(ROOT / "results" / "mutants"), help="session folder")
     p.add_argument("--fresh", action="store_true", help="discard earlier sessions")
+    p.add_argument(
+        "--recheck",
+        action="store_true",
+        help="only run the current tests against the mutants that survived so far",
+    )
     args = p.parse_args(argv)
     modules = args.modules or list(MODULE_TESTS)
     unknown = [m for m in modules if m not in MODULE_TESTS]
@@ -176,7 +223,14 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="roadedge-mutants-") as tmp:
             work = Path(tmp)
             _copy_repo(work)
-            results[module] = run_module(module, work, out, args.budget_s, args.fresh)
+            if args.recheck:
+                results[module] = recheck_survivors(module, work, out)
+            else:
+                results[module] = run_module(module, work, out, args.budget_s, args.fresh)
+            lines = [f"# Surviving mutants of envs/sim/{module}.py\n"]
+            for row, op, diff in _survivors(out / f"{module}.sqlite"):
+                lines.append(f"## line {row + 1}: {op}\n\n```diff\n{diff.strip()}\n```\n")
+            (out / f"{module}-survivors.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n| module | mutants | run | killed | survived | other | kill rate |")
     print("|---|---|---|---|---|---|---|")
     for module, c in results.items():
