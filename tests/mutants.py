@@ -43,7 +43,12 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_sessions.py",
         "tests/test_sessions_pinned.py",
     ],
-    "layout": ["tests/test_backhaul.py", "tests/test_formulas.py"],
+    "layout": [
+        "tests/test_backhaul.py",
+        "tests/test_formulas.py",
+        "tests/test_highway.py",
+        "tests/test_radio_mobility.py",
+    ],
     "compute": ["tests/test_sessions_pinned.py", "tests/test_pinned.py", "tests/test_formulas.py"],
     "ledger": ["tests/test_ledger.py"],
     "triggers": ["tests/test_triggers.py"],
