@@ -51,7 +51,7 @@ MODULE_TESTS: dict[str, list[str]] = {
     ],
     "compute": ["tests/test_sessions_pinned.py", "tests/test_pinned.py", "tests/test_formulas.py"],
     "ledger": ["tests/test_ledger.py"],
-    "triggers": ["tests/test_triggers.py"],
+    "triggers": ["tests/test_triggers.py", "tests/test_baselines.py"],
     "radio": ["tests/test_radio_mobility.py"],
     "mobility": ["tests/test_radio_mobility.py"],
     "highway": ["tests/test_highway.py"],

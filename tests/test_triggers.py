@@ -168,3 +168,57 @@ def test_analyse_is_per_environment():
     np.testing.assert_allclose(thr[:, 0], [0.72, 0.8])
     np.testing.assert_allclose(urgency[:, 0], [0.107142857143, 0.0], atol=1e-9)
     assert code[:, 0].tolist() == [Trigger.RSU_OVERLOAD, Trigger.NONE]
+
+
+# ------------------------------------------------------------------ boundaries (mutants)
+# Written against trigger mutants that survived `make mutants`: thresholds below 0.5
+# (where 1 - t and 1 % t differ), the mobility share exactly at its threshold,
+# congestion far above its threshold and with another threshold, a single RSU.
+
+
+def test_overload_urgency_with_a_low_threshold():
+    # (0.9 - 0.3) / (1 - 0.3) = 0.6 / 0.7
+    assert overload_urgency(0.9, 0.3) == pytest.approx(0.6 / 0.7, abs=1e-12)
+
+
+def test_mobility_fires_at_exactly_its_share():
+    code, urgency, _ = _analyse([0.1, 0.1, 0.1, 0.1], away=[0.5, 0.49, 0.0, 0.0])
+    assert code[0, 0] == Trigger.MOBILITY and urgency[0, 0] == pytest.approx(0.5)
+    assert code[0, 1] == Trigger.NONE
+
+
+def test_congestion_urgency_saturates_and_scales_with_its_threshold():
+    # (5 - 2) / 2 = 1.5 -> 1 ; (3 - 2) / 2 = 0.5
+    code, urgency, _ = _analyse([0.1] * 4, hops=[5.0, 3.0, 2.0, 0.0])
+    assert code[0].tolist()[:3] == [Trigger.CONGESTION, Trigger.CONGESTION, Trigger.NONE]
+    np.testing.assert_allclose(urgency[0, :3], [1.0, 0.5, 0.0], atol=1e-12)
+    # threshold 1 hop: (1.5 - 1) / max(1, 1) = 0.5 ; threshold 0.5: / max(0.5, 1) = 1 -> 1
+    cfg = MigrationConfig(congestion_hops=1.0)
+    _, urgency, _ = _analyse([0.1] * 4, hops=[1.5, 0.0, 0.0, 0.0], cfg=cfg)
+    assert urgency[0, 0] == pytest.approx(0.5)
+    cfg = MigrationConfig(congestion_hops=0.5)
+    _, urgency, _ = _analyse([0.1] * 4, hops=[1.25, 0.0, 0.0, 0.0], cfg=cfg)
+    assert urgency[0, 0] == pytest.approx(0.75)  # (1.25 - 0.5) / 1
+
+
+def test_one_rsu_sets_the_mean_rsu_load_alone():
+    """With a single RSU the mean RSU load is its own load: 0.75 > 0.7 lowers the UAV
+    threshold to 0.7 * 0.9 = 0.63."""
+    _, _, thr = analyse(
+        np.array([[0.75, 0.1]]),
+        np.ones((1, 2)),
+        np.array([False, True]),
+        np.ones((1, 2), bool),
+        np.zeros((1, 2)),
+        np.zeros((1, 2)),
+        MigrationConfig(),
+    )
+    np.testing.assert_allclose(thr[0], [0.72, 0.63])
+
+
+def test_trigger_codes_are_distinct_and_index_the_statistics():
+    """Each trigger has its own code in 0..len(Trigger)-1: the simulator counts
+    migrations per trigger in an array of that length, and seed 000's statistics
+    report every trigger by name."""
+    assert sorted(int(t) for t in Trigger) == list(range(len(Trigger)))
+    assert Trigger.NONE == 0
