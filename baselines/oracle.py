@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from roadedge.envs.sim import formulas
+from roadedge.envs.sim import formulas, migration
 from roadedge.envs.sim.compute import per_hop_ms
 from roadedge.envs.sim.scheduler import rank_within
 from roadedge.envs.sim.simulator import Simulator
@@ -152,13 +152,12 @@ class OraclePolicy:
         access = np.where(w.veh_active[env, veh], w.veh_access[env, veh], -1)
         capable = lay.capability[:, w.task_service[env, row]].T  # (K, N)
         near = access[:, None] == np.arange(N)[None, :]
-        group = (env * N + src)[:, None] * N + np.arange(N)[None, :]  # (K, N)
-        has_near = np.zeros(B * N * N, dtype=bool)
-        has_near[group[near & capable]] = True
-        taken = capable & (near | ~has_near[group])
+        group = (env * N + src)[:, None] * N + np.arange(N)[None, :]  # (K, N): move src -> j
+        taken = capable & migration.attached_only(group, near & capable, B * N * N)
         remaining = w.task_deadline_s[env, row] - w.time_s[env]
         # (the urgency term of seed 000's priority is the same for every row of a source)
-        prio = 2.0 * near + (near & session[:, None]) + (0.5 / np.maximum(1.0, remaining))[:, None]
+        base = formulas.task_priority(0.0, remaining)[:, None]
+        prio = migration.selection_priority(base, near, session[:, None])
         k, j = np.nonzero(taken)
         rank = rank_within(group[k, j], -prio[k, j])
         keep = rank < mc.max_tasks_per_migration

@@ -95,19 +95,10 @@ def action_mask(world: World, layout: Layout, cfg: ScenarioConfig) -> np.ndarray
     A source believed up is refused while it migrates, cools down (backs off) or has
     a retry pending; while the controller is out only column 0 is valid."""
     B, N = world.slots_used.shape
-    S = layout.capability.shape[1]
     source, _ = candidate_source(world)
     env, task = np.nonzero(source >= 0)
-    src = source[env, task]
-    svc = world.task_service[env, task]
-    counts = np.bincount((env * N + src) * S + svc, minlength=B * N * S).reshape(B, N, S)
-    serves = (
-        np.einsum(
-            "bns,ms->bnm", (counts > 0).astype(np.float64), layout.capability.astype(np.float64)
-        )
-        > 0
-    )
-    target_ok = world.view_up & (ledger.free_slots(world, layout) > 0)
+    serves, _ = _serving_targets(world, layout, env, task, source[env, task])
+    target_ok = _open_targets(world, layout)
     source_ok = np.where(
         world.view_up,
         ~world.mig_active
@@ -123,6 +114,52 @@ def action_mask(world: World, layout: Layout, cfg: ScenarioConfig) -> np.ndarray
     return mask
 
 
+def _serving_targets(
+    world: World, layout: Layout, env: np.ndarray, task: np.ndarray, src: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For the rows ``(env, task)`` of sources ``src``: (B, N, N) whether node m runs the
+    service of at least one row of source n, and (B, N) whether n has any row."""
+    B, N = world.slots_used.shape
+    S = layout.capability.shape[1]
+    svc = world.task_service[env, task]
+    counts = np.bincount((env * N + src) * S + svc, minlength=B * N * S).reshape(B, N, S)
+    present = (counts > 0).astype(np.float64)
+    serves = np.einsum("bns,ms->bnm", present, layout.capability.astype(np.float64)) > 0
+    return serves, counts.any(-1)
+
+
+def _open_targets(world: World, layout: Layout) -> np.ndarray:
+    """(B, N) nodes that can take a row now: believed up, with a free slot."""
+    return world.view_up & (ledger.free_slots(world, layout) > 0)
+
+
+def selection_priority(base: np.ndarray, near: np.ndarray, session: np.ndarray) -> np.ndarray:
+    """The order in which a move toward a target takes a source's rows: rows whose
+    vehicle is attached to the target first (session affinity, seed 004), sessions first
+    among those, then seed 000's priority ``base``."""
+    return base + AFFINITY_PRIORITY * near + SESSION_PRIORITY * (session & near)
+
+
+def attached_only(group: np.ndarray, near: np.ndarray, n_groups: int) -> np.ndarray:
+    """Keep mask of the rows a move takes: in a move (``group``) that has rows attached to
+    its target (``near``), only those; in one without (an offload), all."""
+    has_near = np.zeros(n_groups, dtype=bool)
+    has_near[group[near]] = True
+    return near | ~has_near[group]
+
+
+def _admit(world, layout, cfg, env, task, src, tgt, prio):
+    """Seed 000: the highest-priority rows of each source, at most
+    ``max_tasks_per_migration``, within the target's free slots (several sources may
+    pick one target: the lower source index first, then priority)."""
+    N = world.slots_used.shape[1]
+    keep = rank_within(env * N + src, -prio) < cfg.migration.max_tasks_per_migration
+    env, task, src, tgt, prio = env[keep], task[keep], src[keep], tgt[keep], prio[keep]
+    key = src.astype(np.float64) * 1e3 - prio
+    admit = rank_within(env * N + tgt, key) < ledger.free_slots(world, layout)[env, tgt]
+    return env[admit], task[admit], src[admit], tgt[admit]
+
+
 def apply_decisions(
     world: World, layout: Layout, cfg: ScenarioConfig, actions: np.ndarray, node_index: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -134,7 +171,6 @@ def apply_decisions(
     (B,); ``exhausted`` (B, T) tasks that used up their failover attempts.
     """
     B, N = world.slots_used.shape
-    mc = cfg.migration
     now = world.time_s
     mask = action_mask(world, layout, cfg)
     chosen = np.take_along_axis(mask, actions[..., None], axis=2)[..., 0]
@@ -162,24 +198,15 @@ def apply_decisions(
     migrating = ~orphan[env, task]
     # Sessions first only among attached rows of a migration: an offload ranks by seed
     # 000's priority alone, and a failover's priority levels (seed 001) must stay apart.
-    session = (world.task_kind[env, task] == KIND_SESSION) & near & migrating
-    prio = prio + AFFINITY_PRIORITY * near + SESSION_PRIORITY * session
+    session = (world.task_kind[env, task] == KIND_SESSION) & migrating
+    prio = selection_priority(prio, near, session)
     prio = np.where(orphan[env, task], world.task_priority[env, task] + prio, prio)
     # A migration toward the vehicles attached to the target moves only those: the
     # other rows' vehicles are elsewhere and would move away from them. With none
     # attached it is an offload (seed 000's overload case) and takes the best rows.
-    group = env * N + src
-    has_near = np.zeros(B * N, dtype=bool)
-    has_near[group[near & migrating]] = True
-    keep = ~migrating | near | ~has_near[group]
+    keep = ~migrating | attached_only(env * N + src, near & migrating, B * N)
     env, task, src, tgt, prio = env[keep], task[keep], src[keep], tgt[keep], prio[keep]
-    # Seed 000: the highest-priority tasks of each source, at most k per migration ...
-    keep = rank_within(env * N + src, -prio) < mc.max_tasks_per_migration
-    env, task, src, tgt, prio = env[keep], task[keep], src[keep], tgt[keep], prio[keep]
-    # ... within the target's free slots (several sources may pick one target).
-    key = src.astype(np.float64) * 1e3 - prio  # lower source index first, then priority
-    admit = rank_within(env * N + tgt, key) < ledger.free_slots(world, layout)[env, tgt]
-    env, task, src, tgt = env[admit], task[admit], src[admit], tgt[admit]
+    env, task, src, tgt = _admit(world, layout, cfg, env, task, src, tgt, prio)
     is_fo = orphan[env, task]
 
     out: dict[str, np.ndarray] = {"invalid": invalid}
@@ -311,7 +338,6 @@ def start_retries(
     ``exhausted`` (B, N).
     """
     B, N = world.slots_used.shape
-    S = layout.capability.shape[1]
     mc = cfg.migration
     now = world.time_s
     pending = world.retry_pending
@@ -324,16 +350,9 @@ def start_retries(
     env, task = np.nonzero(rows)
     src = world.task_host[env, task]
     svc = world.task_service[env, task]
-    counts = np.bincount((env * N + src) * S + svc, minlength=B * N * S).reshape(B, N, S)
-    has_rows = counts.any(-1)
-    serves = (
-        np.einsum(
-            "bns,ms->bnm", (counts > 0).astype(np.float64), layout.capability.astype(np.float64)
-        )
-        > 0
-    )
+    serves, has_rows = _serving_targets(world, layout, env, task, src)
     valid = serves & ~world.retry_tried & ~np.eye(N, dtype=bool)[None]
-    valid &= (world.view_up & (ledger.free_slots(world, layout) > 0))[:, None, :]
+    valid &= _open_targets(world, layout)[:, None, :]
     load = (world.slots_used + world.slots_reserved) / layout.max_jobs
     w = np.where(layout.is_uav, mc.uav_capacity_weight, mc.rsu_capacity_weight)[None, :, None]
     score = formulas.target_score(load[:, None, :], layout.distance_m[None], w, mc.distance_scale_m)
@@ -348,11 +367,7 @@ def start_retries(
     env, task, src, tgt = env[keep], task[keep], src[keep], tgt[keep]
     remaining = world.task_deadline_s[env, task] - now[env]
     prio = formulas.task_priority(urgency[env, src], remaining)
-    keep = rank_within(env * N + src, -prio) < mc.max_tasks_per_migration
-    env, task, src, tgt, prio = env[keep], task[keep], src[keep], tgt[keep], prio[keep]
-    key = src.astype(np.float64) * 1e3 - prio
-    admit = rank_within(env * N + tgt, key) < ledger.free_slots(world, layout)[env, tgt]
-    env, task, src, tgt = env[admit], task[admit], src[admit], tgt[admit]
+    env, task, src, tgt = _admit(world, layout, cfg, env, task, src, tgt, prio)
     out = _start_migrations(world, layout, cfg, env, task, src, tgt, code, urgency)
     started = out["started"]
     world.mig_retry |= started

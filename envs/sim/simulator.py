@@ -165,6 +165,7 @@ class Simulator:
         self._count_started(dec["started"], dec["started_cost"], now, "migration_planned")
         migration_cost = dec["started_cost"]
         if w.retry_pending.any():
+            # triggers again: this tick's failovers changed what the nodes host
             code, urgency, _ = migration.node_triggers(w, lay, cfg)
             ret = migration.start_retries(w, lay, cfg, code, urgency)
             c.migration_retries += ret["started"].sum(1)
@@ -274,16 +275,17 @@ class Simulator:
         ledger.complete(w, e, t)
 
         n_done, n_late = done.sum(1), late.sum(1)
+        task_drop = (dropped_mask & is_task).sum(1) + no_row
         session_drop = (dropped_mask & ~is_task).sum(1) + no_session_row
-        n_drop = (dropped_mask & is_task).sum(1) + no_row + session_drop
+        n_drop = task_drop + session_drop
         c.tasks_completed += n_done
         c.tasks_missed += n_late
-        c.tasks_dropped += n_drop - session_drop
+        c.tasks_dropped += task_drop
         c.sessions_ended += over.sum(1)
         c.sessions_dropped += session_drop
         c.latency_sum_ms += latency_ms.sum(1)
         c.latency_samples += charged.sum(1)
-        session_charged = charged & (w.task_kind == KIND_SESSION)
+        session_charged = charged & ~is_task
         c.session_latency_sum_ms += np.where(session_charged, latency_ms, 0.0).sum(1)
         c.session_latency_samples += session_charged.sum(1)
         hops, attached = self._session_hops(session_charged)
