@@ -62,12 +62,8 @@ def generate_tasks(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.nd
     draw_index = world.veh_serial[env, veh] * np.uint64(ARRIVALS_MAX) + per_vehicle.astype(
         np.uint64
     )
-    free_env, free_row = np.nonzero(world.task_state == FREE)
-    n_free = np.bincount(free_env, minlength=B)
-    fits = ordinal < n_free[env]
-    start = np.cumsum(n_free) - n_free
-    env, veh, ordinal, draw_index = env[fits], veh[fits], ordinal[fits], draw_index[fits]
-    row = free_row[start[env] + ordinal]
+    fits, row = free_rows_for(world, env, ordinal)
+    env, veh, draw_index = env[fits], veh[fits], draw_index[fits]
     dropped = generated - np.bincount(env, minlength=B)
 
     tc = cfg.tasks
@@ -104,6 +100,20 @@ def generate_tasks(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.nd
     world.task_priority[env, row] = priority_levels(cfg, draw(Stream.TASK_PRIORITY))
     open_rows(world, env, row, veh)
     return generated, dropped
+
+
+def free_rows_for(
+    world: World, env: np.ndarray, ordinal: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows for new tasks or sessions: the ``ordinal``-th new row of environment ``env``
+    takes that environment's ``ordinal``-th free row (ascending). Returns whether each
+    gets one (beyond the free rows it is lost) and the rows of those that do."""
+    B = world.task_state.shape[0]
+    free_env, free_row = np.nonzero(world.task_state == FREE)
+    n_free = np.bincount(free_env, minlength=B)
+    fits = ordinal < n_free[env]
+    start = np.cumsum(n_free) - n_free
+    return fits, free_row[start[env[fits]] + ordinal[fits]]
 
 
 def priority_levels(cfg: ScenarioConfig, u: np.ndarray) -> np.ndarray:

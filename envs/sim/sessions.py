@@ -30,7 +30,7 @@ import numpy as np
 
 from .config import ScenarioConfig
 from .rng import Stream, uniform
-from .scheduler import open_rows, priority_levels
+from .scheduler import free_rows_for, open_rows, priority_levels
 from .world import FREE, KIND_SESSION, QUEUED, World
 
 
@@ -63,12 +63,8 @@ def start_sessions(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.nd
         return started, np.zeros(B, dtype=np.int64)
     env, veh = np.nonzero(wants)
     ordinal = np.arange(env.size) - np.repeat(np.cumsum(started) - started, started)
-    free_env, free_row = np.nonzero(world.task_state == FREE)
-    n_free = np.bincount(free_env, minlength=B)
-    fits = ordinal < n_free[env]
-    start = np.cumsum(n_free) - n_free
-    env, veh, ordinal = env[fits], veh[fits], ordinal[fits]
-    row = free_row[start[env] + ordinal]
+    fits, row = free_rows_for(world, env, ordinal)
+    env, veh = env[fits], veh[fits]
     lost = started - np.bincount(env, minlength=B)
 
     serial = world.veh_serial[env, veh]
