@@ -138,3 +138,18 @@ def latency_ms_by_hand(sim, veh: int, host: int, sharing: int) -> float:
     backhaul_ms = lay.hops[a, host] * per_hop_ms_by_hand(sim.cfg)
     compute_ms = 1000.0 * r.compute_request_gcycles * 1e9 / (lay.cpu_hz[host] / sharing)
     return radio_ms + backhaul_ms + compute_ms
+
+
+def vehicle_world(states, n_nodes: int, n_rows=None, seed=0):
+    """A bare one-environment World whose vehicle rows come from (x, y, dir, speed)
+    tuples, all active, with distinct serials (so distinct draws per vehicle)."""
+    from roadedge.envs.sim.world import allocate
+
+    n = n_rows or len(states)
+    w = allocate(1, n_nodes, n, 4)
+    w.key[0] = key_from_seed(seed)
+    for i, (x, y, d, v) in enumerate(states):
+        w.veh_x[0, i], w.veh_y[0, i], w.veh_dir[0, i], w.veh_speed[0, i] = x, y, d, v
+        w.veh_active[0, i] = True
+    w.veh_serial[0] = np.arange(n, dtype=np.uint64)
+    return w

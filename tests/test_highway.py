@@ -8,6 +8,7 @@ from dataclasses import fields
 import gymnasium as gym
 import numpy as np
 import pytest
+from _handbuilt import vehicle_world
 
 from roadedge.envs import env_ids
 from roadedge.envs.render import FRAME_SHAPE
@@ -39,15 +40,8 @@ def hw_cfg(**over):
 
 
 def hw_world(states, n_rows=None, seed=0):
-    """One env; vehicle rows from (x, y, dir, speed) tuples, all active."""
-    n = n_rows or len(states)
-    w = allocate(1, 6, n, 4)
-    w.key[0] = key_from_seed(seed)
-    for i, (x, y, d, v) in enumerate(states):
-        w.veh_x[0, i], w.veh_y[0, i], w.veh_dir[0, i], w.veh_speed[0, i] = x, y, d, v
-        w.veh_active[0, i] = True
-    w.veh_serial[0] = np.arange(n, dtype=np.uint64)
-    return w
+    """One env with 6 nodes; vehicle rows from (x, y, dir, speed) tuples, all active."""
+    return vehicle_world(states, 6, n_rows, seed)
 
 
 # --------------------------------------------------------------------------- motion

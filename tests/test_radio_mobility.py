@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _handbuilt import vehicle_world
 
 from roadedge.envs.sim import mobility, radio
 from roadedge.envs.sim.config import RadioConfig, load_scenario
@@ -122,15 +123,8 @@ BLOCK = 250.0
 
 
 def mob_world(states, n_rows=None, seed=0):
-    """One env; vehicle rows from (x, y, dir, speed) tuples, all active."""
-    n = n_rows or len(states)
-    w = allocate(1, 4, n, 4)
-    w.key[0] = key_from_seed(seed)
-    for i, (x, y, d, v) in enumerate(states):
-        w.veh_x[0, i], w.veh_y[0, i], w.veh_dir[0, i], w.veh_speed[0, i] = x, y, d, v
-        w.veh_active[0, i] = True
-    w.veh_serial[0] = np.arange(n, dtype=np.uint64)  # distinct draws per vehicle
-    return w
+    """One env with 4 nodes; vehicle rows from (x, y, dir, speed) tuples, all active."""
+    return vehicle_world(states, 4, n_rows, seed)
 
 
 def mob_cfg(turn_probability):
