@@ -599,6 +599,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.scenario:
         env_kwargs["scenario"] = args.scenario
     policies = resolve_policies(args.policies, args.model)
+    import gymnasium as gym
+
+    try:  # a bad id, scenario or override: one line before any episode runs
+        _make_env(args.env_id, env_kwargs).close()
+    except (ValueError, gym.error.Error) as exc:
+        raise SystemExit(f"roadedge-eval: {exc}") from None
     start = time.perf_counter()
     records, rows = evaluate(
         policies,

@@ -141,7 +141,8 @@ def parse_name(name: str) -> tuple[str | None, str | None]:
         else:
             raise ValueError(
                 f"unknown policy {name!r}: use a migration rule {MIGRATION_RULES}, a failover "
-                f"rule {FAILOVER_RULES}, or one of each joined by '+' (e.g. threshold+failover)"
+                f"rule {FAILOVER_RULES}, or one of each joined by '+' (e.g. threshold+failover); "
+                f"privileged: {', '.join(PRIVILEGED_POLICIES)}"
             )
     return (None if migration == "noop" else migration), failover
 

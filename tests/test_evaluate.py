@@ -280,6 +280,8 @@ def test_cli_unknown_policy_exits_with_message(spec, tmp_path):
         (["--workers", "0"], "--workers must be at least 1"),
         (["--env-kwargs", "horizon"], "key=value"),
         (["--policies", ","], "no policy to evaluate"),
+        (["--scenario", "nope"], "roadedge-eval: unknown scenario 'nope'"),
+        (["--env-kwargs", "vehicles__max_vehicle=3"], "unknown config key vehicles.max_vehicle"),
     ],
 )
 def test_cli_bad_arguments_exit_with_message(argv, message, tmp_path):
