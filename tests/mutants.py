@@ -75,7 +75,7 @@ module-path = "envs/sim/{module}.py"
 timeout = {timeout}
 excluded-modules = []
 test-command = "env PYTHONPATH={work}/.pkg {python} -m pytest -x -q -p no:cacheprovider \
--p no:xdist -m 'not slow' {tests}"
+-p no:xdist -m 'not slow and not long' {tests}"
 
 [cosmic-ray.distributor]
 name = "local"
@@ -211,7 +211,7 @@ def recheck_survivors(module: str, work: Path, out: Path) -> dict:
     tests = MODULE_TESTS[module]
     env = {**os.environ, "PYTHONPATH": str(work / ".pkg")}
     pytest_cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
-    pytest_cmd += ["-p", "no:xdist", "-m", "not slow", *tests]
+    pytest_cmd += ["-p", "no:xdist", "-m", "not slow and not long", *tests]
     killed = 0
     for i, (job_id, path, operator, occurrence) in enumerate(rows):
         original = (work / path).read_bytes()

@@ -660,6 +660,7 @@ def _random_valid(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.argmax(np.where(mask, rng.random(mask.shape), -1.0), axis=-1)
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("preset", preset_names())
 def test_every_policy_returns_valid_actions_on_1000_states(preset):
     """Random rollouts (actions taken in turn from each policy and from a uniform random

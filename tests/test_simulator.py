@@ -163,6 +163,7 @@ def test_failures_preset_long_random_run_keeps_invariants():
     assert totals["sessions_ended"] > 0 and totals["sessions_dropped"] > 0, totals
 
 
+@pytest.mark.long
 def test_city_10000_ticks_of_random_decisions_keep_every_invariant():
     """One 10,000-tick ``city`` episode (horizon raised, no reset) of random valid
     decisions: the ledger invariants and task conservation hold on every tick."""
