@@ -51,8 +51,14 @@ def act(sim, **moves) -> np.ndarray:
 
 def refresh_radio(sim) -> None:
     w = sim.world
-    w.veh_access[:], w.veh_rate_mbps[:] = radio.access_links(
-        w.veh_x, w.veh_y, w.veh_active, w.node_up, sim.layout, sim.cfg.radio
+    radio.access_links(
+        w.veh_x,
+        w.veh_y,
+        w.veh_active,
+        w.node_up,
+        sim.layout,
+        sim.cfg.radio,
+        out=(w.veh_access, w.veh_rate_mbps),
     )
 
 

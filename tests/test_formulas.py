@@ -314,3 +314,24 @@ def test_uav_energy_hand_values(small_cfg, small_layout):
     np.testing.assert_allclose(energy[0], [0.0, 0.0, 0.0, 175.0])
     w.node_up[0, 3] = False
     assert compute.uav_energy_j(w, small_layout, small_cfg)[0, 3] == 0.0
+
+
+def test_poisson_large_means_are_not_stuck_at_the_cap():
+    # e^-mean underflows to 0 above mean ~745: a naive inversion then returns its cap for
+    # every u. The median of Poisson(m) for an integer m is m itself: F(m - 1) <= 1/2 < F(m).
+    for mean in (50.0, 699.0, 701.0, 1000.0, 5000.0):
+        assert poisson_from_uniform(np.array([0.5]), mean)[0] == int(mean)
+
+
+def test_poisson_large_mean_sample_moments():
+    key = key_from_seed(5)
+    u = uniform(
+        np.array([key]),
+        np.array([0], dtype=np.uint64),
+        Stream.VEHICLE_ARRIVALS,
+        np.arange(20_000, dtype=np.uint64),
+    )
+    counts = poisson_from_uniform(u, 2000.0)
+    # mean 2000 +- 3 standard errors (sqrt(2000 / 20000) = 0.32); variance 2000 within 5 %
+    assert counts.mean() == pytest.approx(2000.0, abs=1.0)
+    assert counts.var() == pytest.approx(2000.0, rel=0.05)

@@ -15,19 +15,25 @@ their direction (x = 0 heading +x, x = L heading -x) as the same Poisson stream
 as on the grid (:func:`.mobility.arrivals`); at reset they are spread
 uniformly along the road. Every draw about a vehicle is keyed on its entry
 serial (common random numbers), from streams of its own (``Stream.HIGHWAY_*``).
-All vehicles of all environments move in one set of array operations.
+These are the per-vehicle steps of the compiled mobility kernels (:mod:`.mobility`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from .config import ScenarioConfig
-from .rng import Stream, uniform
-from .world import World
+from .rng import Stream, uniform_at
 
 HEADING_POS_X = 0  # veh_dir values, the grid's heading codes
 HEADING_NEG_X = 2
+
+_INIT = (Stream.HIGHWAY_INIT_DIR, Stream.HIGHWAY_INIT_LANE, Stream.HIGHWAY_INIT_SPEED)
+_ENTRY = (Stream.HIGHWAY_ENTRY_DIR, Stream.HIGHWAY_ENTRY_LANE, Stream.HIGHWAY_ENTRY_SPEED)
+_S_INIT_DIR, _S_INIT_LANE, _S_INIT_SPEED = (np.uint64(s) for s in _INIT)
+_S_ENTRY_DIR, _S_ENTRY_LANE, _S_ENTRY_SPEED = (np.uint64(s) for s in _ENTRY)
+_S_INIT_POS = np.uint64(Stream.HIGHWAY_INIT_POS)
 
 
 def lane_centres_m(cfg: ScenarioConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -37,49 +43,37 @@ def lane_centres_m(cfg: ScenarioConfig) -> tuple[np.ndarray, np.ndarray]:
     return k * m.lane_width_m, m.road_width_m - k * m.lane_width_m
 
 
-def move_vehicles(world: World, cfg: ScenarioConfig) -> None:
-    """Advance every active vehicle ``speed * dt`` along its lane; deactivate those that
-    pass the far end (tolerance 1e-6 m)."""
-    act = world.veh_active
-    sign = np.where(world.veh_dir == HEADING_NEG_X, -1.0, 1.0)
-    new_x = np.where(act, world.veh_x + sign * world.veh_speed * cfg.dt_s, world.veh_x)
-    world.veh_x[:] = new_x
-    tol = 1e-6
-    world.veh_active &= ~((new_x < -tol) | (new_x > cfg.map.highway_length_m + tol))
+@njit(cache=True)
+def move(x, direction, speed_mps, dt_s, length_m):
+    """New x [m] of a vehicle after one tick, and whether it is still on the road (it
+    leaves when it passes the far end, tolerance 1e-6 m)."""
+    sign = -1.0 if direction == HEADING_NEG_X else 1.0
+    new_x = x + sign * speed_mps * dt_s
+    return new_x, -1e-6 <= new_x <= length_m + 1e-6
 
 
-def place(
-    world: World, cfg: ScenarioConfig, initial: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Position, heading and speed, shape (B, V), of a vehicle in every row, drawn for its
-    serial (the caller keeps the rows that are actually spawned).
+@njit(cache=True)
+def place(key, tick, serial, initial, length_m, lanes, lane_width_m, road_width_m, v_min, v_max):
+    """Position, heading and speed of the vehicle with entry number ``serial``.
 
-    ``initial`` (reset): anywhere along the road, ``x = u * L``; otherwise at the upstream end.
-    """
-    key, tick, index = world.key[:, None], world.tick[:, None], world.veh_serial
-    if initial:  # reset (tick 0) and the first step (also tick 0) use different streams
-        streams = (
-            Stream.HIGHWAY_INIT_DIR,
-            Stream.HIGHWAY_INIT_LANE,
-            Stream.HIGHWAY_INIT_SPEED,
-        )
-    else:
-        streams = (
-            Stream.HIGHWAY_ENTRY_DIR,
-            Stream.HIGHWAY_ENTRY_LANE,
-            Stream.HIGHWAY_ENTRY_SPEED,
-        )
-    u_dir, u_lane, u_speed = (uniform(key, tick, s, index) for s in streams)
-    m, vc = cfg.map, cfg.vehicles
-    length = m.highway_length_m
-    backward = u_dir >= 0.5
-    direction = np.where(backward, HEADING_NEG_X, HEADING_POS_X)
-    lane = np.minimum((u_lane * m.lanes_per_direction).astype(np.int64), m.lanes_per_direction - 1)
-    fwd_y, back_y = lane_centres_m(cfg)
-    y = np.where(backward, back_y[lane], fwd_y[lane])
+    ``initial`` (reset): anywhere along the road, ``x = u * L``; otherwise at the upstream
+    end (x = 0 heading +x, x = L heading -x). Reset (tick 0) and the first step (also
+    tick 0) draw from different streams."""
     if initial:
-        x = uniform(key, tick, Stream.HIGHWAY_INIT_POS, index) * length
+        u_dir = uniform_at(key, tick, _S_INIT_DIR, serial)
+        u_lane = uniform_at(key, tick, _S_INIT_LANE, serial)
+        u_speed = uniform_at(key, tick, _S_INIT_SPEED, serial)
     else:
-        x = np.where(backward, length, 0.0)
-    speed = vc.speed_min_mps + u_speed * (vc.speed_max_mps - vc.speed_min_mps)
-    return x, y, direction, speed
+        u_dir = uniform_at(key, tick, _S_ENTRY_DIR, serial)
+        u_lane = uniform_at(key, tick, _S_ENTRY_LANE, serial)
+        u_speed = uniform_at(key, tick, _S_ENTRY_SPEED, serial)
+    backward = u_dir >= 0.5
+    lane = min(int(u_lane * lanes), lanes - 1)
+    centre = (lane + 0.5) * lane_width_m
+    y = road_width_m - centre if backward else centre
+    if initial:
+        x = uniform_at(key, tick, _S_INIT_POS, serial) * length_m
+    else:
+        x = length_m if backward else 0.0
+    direction = HEADING_NEG_X if backward else HEADING_POS_X
+    return x, y, direction, v_min + u_speed * (v_max - v_min)

@@ -7,71 +7,193 @@ direction; when it reaches an intersection it turns left or right with
 probability ``turn_probability`` (split evenly) or goes straight, and carries
 the remaining distance into the new direction. The config guarantees
 ``speed_max * dt < block_m``, so at most one intersection is crossed per tick.
-All vehicles of all environments move in one set of array operations.
+All vehicles of all environments move in one compiled kernel call.
 
-With ``map.kind = "highway"`` the same public functions dispatch to
-:mod:`.highway` (a straight multi-lane road); :func:`arrivals` and the row
-bookkeeping of :func:`spawn_vehicles` are shared.
+With ``map.kind = "highway"`` the same kernels call :mod:`.highway`'s per-vehicle
+steps (a straight multi-lane road); :func:`arrivals` and the row bookkeeping of
+:func:`spawn_vehicles` are shared.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 
 from . import highway
 from .config import ScenarioConfig
-from .rng import Stream, poisson_from_uniform, uniform
+from .rng import Stream, poisson_from_uniform, uniform, uniform_at
 from .world import World
 
-# Unit vectors of the four headings: 0 +x, 1 +y, 2 -x, 3 -y.
-DX = np.array([1.0, 0.0, -1.0, 0.0])
-DY = np.array([0.0, 1.0, 0.0, -1.0])
+MAP_GRID, MAP_HIGHWAY = 0, 1  # map.kind, as the kernels see it
+_S_TURN = np.uint64(Stream.VEHICLE_TURN)
+_GRID_INIT = (
+    Stream.VEHICLE_INIT_ROAD,
+    Stream.VEHICLE_INIT_POS,
+    Stream.VEHICLE_INIT_DIR,
+    Stream.VEHICLE_INIT_SPEED,
+)
+_GRID_ENTRY = (
+    Stream.VEHICLE_ENTRY_ROAD,
+    Stream.VEHICLE_ENTRY_POS,
+    Stream.VEHICLE_ENTRY_DIR,
+    Stream.VEHICLE_SPEED,
+)
+_S_INIT_ROAD, _S_INIT_POS, _S_INIT_DIR, _S_INIT_SPEED = (np.uint64(s) for s in _GRID_INIT)
+_S_ENTRY_ROAD, _S_ENTRY_POS, _S_ENTRY_DIR, _S_ENTRY_SPEED = (np.uint64(s) for s in _GRID_ENTRY)
+
+
+def _map_args(cfg: ScenarioConfig) -> tuple:
+    """The map and vehicle parameters the kernels take, in their order (fixed types, so
+    each kernel compiles once)."""
+    m, vc = cfg.map, cfg.vehicles
+    return (
+        MAP_HIGHWAY if m.kind == "highway" else MAP_GRID,
+        float(m.block_m),
+        int(m.grid_blocks),
+        float(m.highway_length_m),
+        int(m.lanes_per_direction),
+        float(m.lane_width_m),
+        float(m.road_width_m),
+        float(vc.speed_min_mps),
+        float(vc.speed_max_mps),
+    )
+
+
+@njit(cache=True)
+def _grid_move(x, y, direction, speed_mps, dt_s, block_m, size_m, turn_p, key, tick, serial):
+    """One tick of one grid vehicle: (x, y, heading, still on the map)."""
+    along_x = direction % 2 == 0
+    pos = x if along_x else y
+    step = speed_mps * dt_s
+    # distance to the next intersection ahead (a full block when standing on one)
+    cell = pos / block_m
+    if direction < 2:
+        ahead = (math.floor(cell + 1e-9) + 1.0) * block_m
+    else:
+        ahead = (math.ceil(cell - 1e-9) - 1.0) * block_m
+    to_cross = abs(ahead - pos)
+    new_d, rest, base = direction, step, pos
+    if step >= to_cross:  # turn left / right with p/2 each, or go straight
+        u = uniform_at(key, tick, _S_TURN, serial)
+        turn = 1 if u < turn_p / 2 else (3 if u < turn_p else 0)
+        new_d = (direction + turn) % 4
+        rest = step - to_cross
+        base = ahead
+    # the crossing point (if any), then the rest along the new heading
+    bx = base if along_x else x
+    by = y if along_x else base
+    if new_d == 0:
+        bx += rest
+    elif new_d == 1:
+        by += rest
+    elif new_d == 2:
+        bx -= rest
+    else:
+        by -= rest
+    tol = 1e-6
+    on_map = -tol <= bx <= size_m + tol and -tol <= by <= size_m + tol
+    return bx, by, new_d, on_map
+
+
+@njit(cache=True)
+def _move_kernel(
+    veh_active, veh_x, veh_y, veh_dir, veh_speed, veh_serial, key, tick, dt_s, turn_p,
+    kind, block_m, grid_blocks, length_m, lanes, lane_width_m, road_width_m, v_min, v_max,
+):  # fmt: skip
+    B, V = veh_x.shape
+    for b in range(B):
+        for v in range(V):
+            if not veh_active[b, v]:
+                continue
+            if kind == MAP_HIGHWAY:
+                x, on_map = highway.move(
+                    veh_x[b, v], veh_dir[b, v], veh_speed[b, v], dt_s, length_m
+                )
+                veh_x[b, v] = x
+            else:
+                x, y, d, on_map = _grid_move(
+                    veh_x[b, v], veh_y[b, v], veh_dir[b, v], veh_speed[b, v], dt_s, block_m,
+                    grid_blocks * block_m, turn_p, key[b], tick[b], veh_serial[b, v],
+                )  # fmt: skip
+                veh_x[b, v], veh_y[b, v], veh_dir[b, v] = x, y, d
+            veh_active[b, v] = on_map
 
 
 def move_vehicles(world: World, cfg: ScenarioConfig) -> None:
     """Advance every active vehicle one tick; deactivate those that leave the map."""
-    if cfg.map.kind == "highway":
-        highway.move_vehicles(world, cfg)
-        return
-    block = cfg.map.block_m
-    size = cfg.map.grid_blocks * block
-    act = world.veh_active
-    d = world.veh_dir.astype(np.int64)
-    along_x = (d % 2) == 0
-    pos = np.where(along_x, world.veh_x, world.veh_y)
-    sign = np.where(d < 2, 1.0, -1.0)
-    step = world.veh_speed * cfg.dt_s
+    w = world
+    _move_kernel(
+        w.veh_active, w.veh_x, w.veh_y, w.veh_dir, w.veh_speed, w.veh_serial, w.key, w.tick,
+        cfg.dt_s, cfg.vehicles.turn_probability, *_map_args(cfg),
+    )  # fmt: skip
 
-    # Distance to the next intersection ahead (a full block when standing on one).
-    cell = pos / block
-    ahead = np.where(sign > 0, np.floor(cell + 1e-9) + 1.0, np.ceil(cell - 1e-9) - 1.0) * block
-    to_cross = np.abs(ahead - pos)
-    crosses = act & (step >= to_cross)
 
-    key, tick = world.key[:, None], world.tick[:, None]
-    u_turn = uniform(key, tick, Stream.VEHICLE_TURN, world.veh_serial)
-    tp = cfg.vehicles.turn_probability
-    turn = np.where(u_turn < tp / 2, 1, np.where(u_turn < tp, 3, 0))  # left, right, straight
-    new_d = np.where(crosses, (d + turn) % 4, d)
-    rest = np.where(crosses, step - to_cross, step)
+@njit(cache=True)
+def _grid_place(key, tick, serial, initial, block_m, grid_blocks, v_min, v_max):
+    """Grid: position, heading and speed of the vehicle with entry number ``serial``.
+    Reset (tick 0) and entries in the first step (also tick 0) use different streams."""
+    if initial:
+        u_road = uniform_at(key, tick, _S_INIT_ROAD, serial)
+        u_pos = uniform_at(key, tick, _S_INIT_POS, serial)
+        u_dir = uniform_at(key, tick, _S_INIT_DIR, serial)
+        u_speed = uniform_at(key, tick, _S_INIT_SPEED, serial)
+    else:
+        u_road = uniform_at(key, tick, _S_ENTRY_ROAD, serial)
+        u_pos = uniform_at(key, tick, _S_ENTRY_POS, serial)
+        u_dir = uniform_at(key, tick, _S_ENTRY_DIR, serial)
+        u_speed = uniform_at(key, tick, _S_ENTRY_SPEED, serial)
+    size = grid_blocks * block_m
+    road = min(int(u_road * (grid_blocks + 1)), grid_blocks) * block_m
+    direction = min(int(u_dir * 4), 3)
+    if initial:
+        along = u_pos * size
+    else:  # enter from the side the heading points away from
+        along = 0.0 if direction < 2 else size
+    if direction % 2 == 0:
+        x, y = along, road
+    else:
+        x, y = road, along
+    return x, y, direction, v_min + u_speed * (v_max - v_min)
 
-    # Position at the crossing point (if any), then the rest along the new heading.
-    base_along = np.where(crosses, ahead, pos)
-    bx = np.where(along_x, base_along, world.veh_x)
-    by = np.where(along_x, world.veh_y, base_along)
-    # Snap the cross coordinate onto the road (no drift from float error).
-    new_x = np.where(act, bx + DX[new_d] * rest, world.veh_x)
-    new_y = np.where(act, by + DY[new_d] * rest, world.veh_y)
-    world.veh_x[:] = new_x
-    world.veh_y[:] = new_y
-    world.veh_dir[:] = new_d.astype(np.int8)
-    tol = 1e-6
-    outside = (new_x < -tol) | (new_x > size + tol) | (new_y < -tol) | (new_y > size + tol)
-    world.veh_active &= ~outside
+
+@njit(cache=True)
+def _spawn_kernel(
+    counts, initial, veh_active, veh_tasks, veh_serial, veh_spawned, veh_x, veh_y, veh_dir,
+    veh_speed, veh_new, veh_wants_session, veh_serving, key, tick,
+    kind, block_m, grid_blocks, length_m, lanes, lane_width_m, road_width_m, v_min, v_max,
+):  # fmt: skip
+    B, V = veh_x.shape
+    for b in range(B):
+        placed = 0
+        for v in range(V):
+            if placed >= counts[b]:
+                break
+            if veh_active[b, v] or veh_tasks[b, v] != 0:
+                continue
+            serial = veh_spawned[b] + np.uint64(placed)
+            placed += 1
+            if kind == MAP_HIGHWAY:
+                x, y, d, speed = highway.place(
+                    key[b], tick[b], serial, initial, length_m, lanes, lane_width_m,
+                    road_width_m, v_min, v_max,
+                )  # fmt: skip
+            else:
+                x, y, d, speed = _grid_place(
+                    key[b], tick[b], serial, initial, block_m, grid_blocks, v_min, v_max
+                )
+            veh_serial[b, v] = serial
+            veh_x[b, v], veh_y[b, v], veh_dir[b, v], veh_speed[b, v] = x, y, d, speed
+            veh_active[b, v] = True
+            veh_new[b, v] = True  # its entry session draw is due (sessions.start_sessions)
+            veh_wants_session[b, v] = False
+            veh_serving[b, v] = -1
+        veh_spawned[b] += np.uint64(placed)
 
 
 def spawn_vehicles(world: World, cfg: ScenarioConfig, counts: np.ndarray, initial: bool) -> None:
-    """Activate ``counts[b]`` free vehicle rows in each environment ``b``.
+    """Activate ``counts[b]`` free vehicle rows in each environment ``b`` (lowest rows first).
 
     A row is free when the vehicle is off the map and owns no live task (its
     tasks keep their vehicle index until they end). ``initial`` places vehicles
@@ -82,71 +204,16 @@ def spawn_vehicles(world: World, cfg: ScenarioConfig, counts: np.ndarray, initia
     on its row: which rows are free depends on when tasks end, i.e. on the
     controller, and the traffic must not (common random numbers).
     """
-    free = (~world.veh_active) & (world.veh_tasks == 0)
-    rank = np.cumsum(free, axis=1)
-    new = free & (rank <= counts[:, None])
-    if not new.any():
-        return
-    world.veh_serial[new] = (world.veh_spawned[:, None] + (rank - 1).astype(np.uint64))[new]
-    world.veh_spawned += new.sum(1).astype(np.uint64)
-    if cfg.map.kind == "highway":
-        x, y, direction, speed = highway.place(world, cfg, initial)
-    else:
-        x, y, direction, speed = _grid_place(world, cfg, initial)
-    world.veh_x[new] = x[new]
-    world.veh_y[new] = y[new]
-    world.veh_dir[new] = direction[new].astype(np.int8)
-    world.veh_speed[new] = speed[new]
-    world.veh_active[new] = True
-    world.veh_new[new] = True  # its entry session draw is due (sessions.start_sessions)
-    world.veh_wants_session[new] = False
-    world.veh_serving[new] = -1
-
-
-def _grid_place(
-    world: World, cfg: ScenarioConfig, initial: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Grid: position, heading and speed, shape (B, V), drawn for every row's serial."""
-    index = world.veh_serial
-    key, tick = world.key[:, None], world.tick[:, None]
-    G, block = cfg.map.grid_blocks, cfg.map.block_m
-    size = G * block
-    vc = cfg.vehicles
-    # Placement at reset and entries in a step draw from different streams, so
-    # the reset (tick 0) and the first step (also tick 0) never share a counter.
-    if initial:
-        streams = (
-            Stream.VEHICLE_INIT_ROAD,
-            Stream.VEHICLE_INIT_POS,
-            Stream.VEHICLE_INIT_DIR,
-            Stream.VEHICLE_INIT_SPEED,
-        )
-    else:
-        streams = (
-            Stream.VEHICLE_ENTRY_ROAD,
-            Stream.VEHICLE_ENTRY_POS,
-            Stream.VEHICLE_ENTRY_DIR,
-            Stream.VEHICLE_SPEED,
-        )
-    u_road, u_pos, u_dir, u_speed = (uniform(key, tick, s, index) for s in streams)
-    road = np.minimum((u_road * (G + 1)).astype(np.int64), G) * block
-    if initial:
-        direction = np.minimum((u_dir * 4).astype(np.int64), 3)
-        along = u_pos * size
-    else:  # enter from the side the heading points away from
-        direction = np.minimum((u_dir * 4).astype(np.int64), 3)
-        along = np.where(direction < 2, 0.0, size)
-    along_x = (direction % 2) == 0
-    x = np.where(along_x, along, road)
-    y = np.where(along_x, road, along)
-    speed = vc.speed_min_mps + u_speed * (vc.speed_max_mps - vc.speed_min_mps)
-    return x, y, direction, speed
+    w = world
+    _spawn_kernel(
+        np.asarray(counts, dtype=np.int64), initial, w.veh_active, w.veh_tasks, w.veh_serial,
+        w.veh_spawned, w.veh_x, w.veh_y, w.veh_dir, w.veh_speed, w.veh_new,
+        w.veh_wants_session, w.veh_serving, w.key, w.tick, *_map_args(cfg),
+    )  # fmt: skip
 
 
 def arrivals(world: World, cfg: ScenarioConfig) -> np.ndarray:
     """Poisson number of vehicles entering each environment this tick, shape (B,)."""
     u = uniform(world.key, world.tick, Stream.VEHICLE_ARRIVALS, np.zeros(1, np.uint64))
-    mean = cfg.vehicles.arrival_rate_hz * cfg.dt_s
-    # exact inversion up to k_max; P(count > k_max) < 1e-9 for every mean
-    k_max = max(16, int(np.ceil(mean + 10.0 * np.sqrt(mean))))
-    return poisson_from_uniform(u, mean, k_max=k_max)
+    # exact inversion up to rng.poisson_cap(mean): P(count > cap) < 1e-12 for every mean
+    return poisson_from_uniform(u, cfg.vehicles.arrival_rate_hz * cfg.dt_s)

@@ -9,17 +9,28 @@ For a vehicle at 3-D distance ``d`` from a node:
 
 The access node ``a`` is the up node with the strongest received power among
 those whose coverage radius (ground distance) contains the vehicle.
+
+The compiled kernel evaluates the received power as the equivalent power law
+
+    P_rx [mW] = 10^((P_tx - PL_ref) / 10) * max(d^2, 1 m^2)^(-n / 2)
+
+(one power per vehicle-node pair instead of a square root, a logarithm and a
+power); it equals the dB form up to float rounding (MODEL.md section 3).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 
 from .config import RadioConfig
 from .layout import Layout
 
 
 def path_loss_db(distance_m: np.ndarray, ref_db: float, exponent: float) -> np.ndarray:
+    """Log-distance path loss [dB] (the definition the kernel's power law equals)."""
     return ref_db + 10.0 * exponent * np.log10(np.maximum(distance_m, 1.0))
 
 
@@ -31,6 +42,42 @@ def shannon_rate_mbps(bandwidth_mhz: float, sinr_linear: np.ndarray) -> np.ndarr
     return bandwidth_mhz * np.log2(1.0 + sinr_linear)
 
 
+@njit(cache=True)
+def _access_links_kernel(
+    veh_x, veh_y, veh_active, node_up, pos_xyz, coverage_m, gain_mw, half_exponent,
+    noise_mw, interference_factor, bandwidth_mhz, access_out, rate_out,
+):  # fmt: skip
+    """Fills ``access_out`` (B, V) and ``rate_out`` (B, V) in place."""
+    B, V = veh_x.shape
+    N = pos_xyz.shape[0]
+    for b in range(B):
+        for v in range(V):
+            access_out[b, v] = -1
+            rate_out[b, v] = 0.0
+            if not veh_active[b, v]:
+                continue
+            total_mw = 0.0
+            signal_mw = 0.0
+            best = -1
+            for n in range(N):
+                if not node_up[b, n]:
+                    continue
+                dx = veh_x[b, v] - pos_xyz[n, 0]
+                dy = veh_y[b, v] - pos_xyz[n, 1]
+                ground2 = dx * dx + dy * dy
+                d2 = ground2 + pos_xyz[n, 2] * pos_xyz[n, 2]
+                p_mw = gain_mw[n] * max(d2, 1.0) ** -half_exponent
+                total_mw += p_mw
+                if ground2 <= coverage_m[n] * coverage_m[n] and p_mw > signal_mw:
+                    best = n  # strict: the lowest index wins a tie
+                    signal_mw = p_mw
+            if best >= 0:
+                interference = interference_factor * (total_mw - signal_mw)
+                sinr = signal_mw / (noise_mw + interference)
+                access_out[b, v] = best
+                rate_out[b, v] = bandwidth_mhz * math.log2(1.0 + sinr)
+
+
 def access_links(
     veh_x: np.ndarray,
     veh_y: np.ndarray,
@@ -38,24 +85,25 @@ def access_links(
     node_up: np.ndarray,
     layout: Layout,
     radio: RadioConfig,
+    out: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Access node (B, V) (-1 when none in range) and its rate [Mbps] (0 when none)."""
-    nx, ny, nz = layout.pos_xyz[:, 0], layout.pos_xyz[:, 1], layout.pos_xyz[:, 2]
-    dx = veh_x[..., None] - nx  # (B, V, N)
-    dy = veh_y[..., None] - ny
-    ground2 = dx * dx + dy * dy
-    dist = np.sqrt(ground2 + nz * nz)
-    p_rx_dbm = layout.tx_power_dbm - path_loss_db(
-        dist, radio.pathloss_ref_db, radio.pathloss_exponent
+    """Access node (B, V) (-1 when none in range) and its rate [Mbps] (0 when none),
+    written into ``out`` (the world's ``veh_access, veh_rate_mbps``) when given."""
+    if out is None:
+        out = (np.empty(veh_x.shape, np.int64), np.empty(veh_x.shape, np.float64))
+    _access_links_kernel(
+        veh_x,
+        veh_y,
+        veh_active,
+        node_up,
+        layout.pos_xyz,
+        layout.coverage_m,
+        dbm_to_mw(layout.tx_power_dbm - radio.pathloss_ref_db),
+        radio.pathloss_exponent / 2.0,
+        float(dbm_to_mw(radio.noise_dbm)),
+        radio.interference_factor,
+        radio.bandwidth_mhz,
+        out[0],
+        out[1],
     )
-    up = node_up[:, None, :]
-    in_range = up & (ground2 <= layout.coverage_m**2) & veh_active[..., None]
-    p_mw = dbm_to_mw(p_rx_dbm) * up
-    score = np.where(in_range, p_rx_dbm, -np.inf)
-    access = np.argmax(score, axis=-1)
-    has = np.isfinite(np.take_along_axis(score, access[..., None], axis=-1)[..., 0])
-    signal = np.take_along_axis(p_mw, access[..., None], axis=-1)[..., 0]
-    interference = radio.interference_factor * (p_mw.sum(-1) - signal)
-    sinr = signal / (dbm_to_mw(radio.noise_dbm) + interference)
-    rate = np.where(has, shannon_rate_mbps(radio.bandwidth_mhz, sinr), 0.0)
-    return np.where(has, access, -1), rate
+    return out

@@ -20,7 +20,10 @@ the one random source of an environment.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -28,14 +31,32 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _C_TICK = np.uint64(0xD6E8FEB86659FD93)
 _C_STREAM = np.uint64(0xA0761D6478BD642F)
 _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+_ONE = np.uint64(1)
 _INV53 = 1.0 / float(1 << 53)
 
 
-def mix64(x: np.ndarray) -> np.ndarray:
+@njit(cache=True)
+def mix64(x: np.uint64) -> np.uint64:
     """SplitMix64 finaliser (a bijection on uint64 with good avalanche)."""
     x = (x ^ (x >> _S30)) * _M1
     x = (x ^ (x >> _S27)) * _M2
     return x ^ (x >> _S31)
+
+
+@njit(cache=True)
+def uniform_at(key: np.uint64, tick: np.uint64, stream: np.uint64, index: np.uint64) -> float:
+    """One uniform [0, 1) double for ``(key, tick, stream, index)`` (all uint64): the
+    function compiled kernels call; :func:`uniform` is its broadcasting form."""
+    x = key + tick * _C_TICK + stream * _C_STREAM
+    x = mix64(x + _GOLDEN * (index + _ONE))
+    x = mix64(x ^ key)
+    return float(x >> _S11) * _INV53
+
+
+@njit(cache=True)
+def _uniform_kernel(key, tick, stream, index, out):
+    for i in range(out.size):
+        out.flat[i] = uniform_at(key.flat[i], tick.flat[i], stream, index.flat[i])
 
 
 def uniform(key: np.ndarray, tick: np.ndarray, stream: int, index: np.ndarray) -> np.ndarray:
@@ -47,30 +68,70 @@ def uniform(key: np.ndarray, tick: np.ndarray, stream: int, index: np.ndarray) -
         stream: a small integer naming the purpose of the draw (see STREAMS).
         index: uint64 row indices (vehicle, task or node), e.g. shape (1, X).
     """
-    with np.errstate(over="ignore"):
-        x = key + tick * _C_TICK + np.uint64(stream) * _C_STREAM
-        x = mix64(x + _GOLDEN * (index + np.uint64(1)))
-        x = mix64(x ^ key)
-    return (x >> _S11).astype(np.float64) * _INV53
+    key, tick, index = (np.asarray(a, np.uint64) for a in (key, tick, index))
+    shape = np.broadcast_shapes(key.shape, tick.shape, index.shape)
+    key, tick, index = (np.broadcast_to(a, shape) for a in (key, tick, index))
+    out = np.empty(shape, np.float64)
+    _uniform_kernel(key, tick, np.uint64(stream), index, out)
+    return out
 
 
 def key_from_seed(seed: int) -> np.uint64:
     """The episode key for an integer seed (a hash, so nearby seeds decorrelate)."""
-    with np.errstate(over="ignore"):
-        return mix64(np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))[0]
+    return np.uint64(mix64(np.uint64(seed & 0xFFFFFFFFFFFFFFFF)))
 
 
-def poisson_from_uniform(u: np.ndarray, mean: np.ndarray | float, k_max: int = 8) -> np.ndarray:
-    """Poisson counts by inverting the CDF (exact up to ``k_max``; fine for small means)."""
-    mean = np.asarray(mean, dtype=np.float64)
-    pmf = np.exp(-mean) * np.ones_like(u)
-    cdf = pmf.copy()
-    count = np.zeros(u.shape, dtype=np.int64)
+def poisson_cap(mean: float) -> int:
+    """A count cap for a Poisson mean: ``P(count > cap) < 1e-12`` for every mean."""
+    return int(math.ceil(mean + 10.0 * math.sqrt(mean))) + 16
+
+
+@njit(cache=True)
+def poisson_at(u: float, mean: float, k_max: int) -> int:
+    """A Poisson count by inverting the CDF: the least ``k`` with ``u < F(k)``, capped at
+    ``k_max``. The pmf is built by ``p(k) = p(k - 1) * mean / k`` from ``p(0) = e^-mean``;
+    above ``mean = 700`` (where ``e^-mean`` is near the smallest double) each term is
+    taken from its logarithm instead, so large means are not stuck at the cap."""
+    if mean > 700.0:
+        log_pmf = -mean
+        cdf = math.exp(log_pmf)
+        log_mean = math.log(mean)
+        for k in range(1, k_max + 1):
+            if u < cdf:
+                return k - 1
+            log_pmf += log_mean - math.log(k)
+            cdf += math.exp(log_pmf)
+        return k_max
+    pmf = math.exp(-mean)
+    cdf = pmf
     for k in range(1, k_max + 1):
-        count += u >= cdf
+        if u < cdf:
+            return k - 1
         pmf = pmf * mean / k
         cdf = cdf + pmf
-    return count
+    return k_max
+
+
+@njit(cache=True)
+def _poisson_kernel(u, mean, k_max, out):
+    for i in range(out.size):
+        out.flat[i] = poisson_at(u.flat[i], mean.flat[i], k_max)
+
+
+def poisson_from_uniform(
+    u: np.ndarray, mean: np.ndarray | float, k_max: int | None = None
+) -> np.ndarray:
+    """Poisson counts, one per broadcast element of ``u`` and ``mean``, by CDF inversion
+    (:func:`poisson_at`); ``k_max`` defaults to :func:`poisson_cap` of the largest mean."""
+    mean = np.asarray(mean, dtype=np.float64)
+    if k_max is None:
+        k_max = poisson_cap(float(mean.max(initial=0.0)))
+    u = np.asarray(u, np.float64)
+    shape = np.broadcast_shapes(u.shape, mean.shape)
+    u, mean = np.broadcast_to(u, shape), np.broadcast_to(mean, shape)
+    out = np.empty(shape, np.int64)
+    _poisson_kernel(u, mean, int(k_max), out)
+    return out
 
 
 class Stream:

@@ -128,8 +128,14 @@ class Simulator:
         counts = np.zeros(self.batch_size, dtype=np.int64)
         counts[rows] = cfg.vehicles.initial_vehicles
         mobility.spawn_vehicles(w, cfg, counts, initial=True)
-        w.veh_access[:], w.veh_rate_mbps[:] = radio.access_links(
-            w.veh_x, w.veh_y, w.veh_active, w.node_up, lay, cfg.radio
+        radio.access_links(
+            w.veh_x,
+            w.veh_y,
+            w.veh_active,
+            w.node_up,
+            lay,
+            cfg.radio,
+            out=(w.veh_access, w.veh_rate_mbps),
         )
 
     # ------------------------------------------------------------------ step
@@ -212,8 +218,14 @@ class Simulator:
         mobility.move_vehicles(w, cfg)
         mobility.spawn_vehicles(w, cfg, mobility.arrivals(w, cfg), initial=False)
         self._mark("mobility")
-        w.veh_access[:], w.veh_rate_mbps[:] = radio.access_links(
-            w.veh_x, w.veh_y, w.veh_active, w.node_up, lay, cfg.radio
+        radio.access_links(
+            w.veh_x,
+            w.veh_y,
+            w.veh_active,
+            w.node_up,
+            lay,
+            cfg.radio,
+            out=(w.veh_access, w.veh_rate_mbps),
         )
 
         self._mark("radio")
