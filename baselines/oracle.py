@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 
 from roadedge.envs.sim import formulas, migration
+from roadedge.envs.sim.arrays import rank_within
 from roadedge.envs.sim.compute import per_hop_ms
-from roadedge.envs.sim.scheduler import rank_within
 from roadedge.envs.sim.simulator import Simulator
 from roadedge.envs.sim.world import KIND_SESSION, RUNNING
 

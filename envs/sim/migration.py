@@ -36,11 +36,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import formulas, ledger
-from .arrays import gather
+from .arrays import gather, rank_within
 from .config import ScenarioConfig
 from .layout import Layout
 from .rng import Stream, uniform
-from .scheduler import rank_within
 from .triggers import Trigger, analyse
 from .world import KIND_SESSION, ORPHANED, RUNNING, World
 

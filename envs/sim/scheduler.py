@@ -19,17 +19,138 @@
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from . import ledger
+import numpy as np
+from numba import njit
+
 from .arrays import gather
 from .config import ScenarioConfig
 from .layout import Layout
-from .rng import Stream, poisson_from_uniform, uniform
+from .rng import Stream, poisson_at, uniform_at
 from .world import FREE, KIND_TASK, QUEUED, RUNNING, World
 
 MIN_UPLOAD_RATE_MBPS = 1.0
 ARRIVALS_MAX = 5  # per vehicle and tick: the Poisson draw is truncated at 4
+_U64_ARRIVALS_MAX = np.uint64(ARRIVALS_MAX)
+_S_ARRIVALS = np.uint64(Stream.TASK_ARRIVALS)
+_S_SERVICE, _S_WORK, _S_INPUT, _S_STATE, _S_DEADLINE, _S_PRIORITY = (
+    np.uint64(s)
+    for s in (
+        Stream.TASK_SERVICE,
+        Stream.TASK_WORK,
+        Stream.TASK_INPUT,
+        Stream.TASK_STATE,
+        Stream.TASK_DEADLINE,
+        Stream.TASK_PRIORITY,
+    )
+)
+
+
+def priority_table(cfg: ScenarioConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Seed 001 priority levels (high, medium, low = 8, 5, 2) and the cumulative
+    ``tasks.priority_probs`` they are drawn with (:func:`priority_level`)."""
+    fc = cfg.faults
+    levels = np.array([fc.priority_high, fc.priority_medium, fc.priority_low], np.int64)
+    return levels, np.cumsum(np.asarray(cfg.tasks.priority_probs, np.float64))
+
+
+@njit(cache=True)
+def priority_level(u, levels, cum):
+    """The priority level a uniform ``u`` draws: level k for ``cum[k-1] <= u < cum[k]``."""
+    k = 0
+    for c in cum:
+        k += u >= c
+    return levels[min(k, 2)]
+
+
+@njit(cache=True)
+def next_free_row(task_state, b, start):
+    """The first FREE row of environment ``b`` at or after ``start``; -1 when none.
+    New rows take the free rows in ascending order, sessions first, then tasks."""
+    for t in range(start, task_state.shape[1]):
+        if task_state[b, t] == FREE:
+            return t
+    return -1
+
+
+@njit(cache=True)
+def open_row(b, t, v, task_host, task_origin, task_backup, task_mig_target, task_retry_src,
+             task_attempts, task_interrupted_s, task_latency_ms, veh_tasks):  # fmt: skip
+    """A new row (task or session) starts unplaced, with no migration, retry, failed attempt
+    or interruption, and counts on its vehicle (``veh_tasks``)."""
+    task_host[b, t] = -1
+    task_origin[b, t] = -1
+    task_backup[b, t] = -1
+    task_mig_target[b, t] = -1
+    task_retry_src[b, t] = -1
+    task_attempts[b, t] = 0
+    task_interrupted_s[b, t] = np.nan
+    task_latency_ms[b, t] = 0.0
+    veh_tasks[b, v] += 1
+
+
+def open_row_arrays(world: World) -> tuple:
+    """The arrays :func:`open_row` writes, in its order."""
+    w = world
+    return (
+        w.task_host, w.task_origin, w.task_backup, w.task_mig_target, w.task_retry_src,
+        w.task_attempts, w.task_interrupted_s, w.task_latency_ms, w.veh_tasks,
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def _generate_kernel(
+    key, tick, time_s, veh_active, veh_serial, task_state, task_kind, task_vehicle,
+    task_service, task_work, task_done, task_replica, task_input_mb, task_state_mb,
+    task_created_s, task_deadline_s, task_ready_s, task_priority, opened,
+    mean, n_services, work_min, work_max, input_min, input_max, state_min, state_max,
+    deadline_min, deadline_max, levels, cum, generated, dropped,
+):  # fmt: skip
+    B, V = veh_active.shape
+    for b in range(B):
+        generated[b] = 0
+        dropped[b] = 0
+        row = 0
+        for v in range(V):
+            if not veh_active[b, v]:
+                continue
+            serial = veh_serial[b, v]
+            count = poisson_at(
+                uniform_at(key[b], tick[b], _S_ARRIVALS, serial), mean, ARRIVALS_MAX - 1
+            )
+            for j in range(count):
+                generated[b] += 1
+                row = next_free_row(task_state, b, row) if row >= 0 else -1
+                if row < 0:
+                    dropped[b] += 1
+                    continue
+                # keyed on (vehicle serial, arrival ordinal): never on the row
+                index = serial * _U64_ARRIVALS_MAX + np.uint64(j)
+                k, t, now = key[b], tick[b], time_s[b]
+                task_state[b, row] = QUEUED
+                task_kind[b, row] = KIND_TASK
+                task_vehicle[b, row] = v
+                service = int(uniform_at(k, t, _S_SERVICE, index) * n_services)
+                task_service[b, row] = min(service, n_services - 1)
+                work = work_min + uniform_at(k, t, _S_WORK, index) * (work_max - work_min)
+                task_work[b, row] = work * 1e9
+                task_done[b, row] = 0.0
+                task_replica[b, row] = 0.0
+                u_input = uniform_at(k, t, _S_INPUT, index)
+                task_input_mb[b, row] = input_min + u_input * (input_max - input_min)
+                u_state = uniform_at(k, t, _S_STATE, index)
+                task_state_mb[b, row] = state_min + u_state * (state_max - state_min)
+                task_created_s[b, row] = now
+                u_deadline = uniform_at(k, t, _S_DEADLINE, index)
+                task_deadline_s[b, row] = (
+                    now + deadline_min + u_deadline * (deadline_max - deadline_min)
+                )
+                task_ready_s[b, row] = now
+                task_priority[b, row] = priority_level(
+                    uniform_at(k, t, _S_PRIORITY, index), levels, cum
+                )
+                open_row(b, row, v, *opened)
 
 
 def generate_tasks(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -43,165 +164,132 @@ def generate_tasks(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.nd
     every policy sees the same task stream (common random numbers), and paired
     comparisons on a seed compare decisions, not luck.
     """
-    B, T = world.task_state.shape
-    key, tick = world.key[:, None], world.tick[:, None]
-    u = uniform(key, tick, Stream.TASK_ARRIVALS, world.veh_serial)
-    counts = poisson_from_uniform(
-        u, cfg.tasks.rate_per_vehicle_hz * cfg.dt_s, k_max=ARRIVALS_MAX - 1
-    )
-    counts = np.where(world.veh_active, counts, 0)
-    generated = counts.sum(1)
-    if generated.sum() == 0:
-        return generated, np.zeros(B, dtype=np.int64)
-    flat_counts = counts.ravel()
-    owner = np.repeat(np.arange(flat_counts.size), flat_counts)
-    env, veh = np.divmod(owner, counts.shape[1])
-    ordinal = np.arange(env.size) - np.repeat(np.cumsum(generated) - generated, generated)
-    # arrival ordinal of each task within its vehicle's arrivals this tick (< ARRIVALS_MAX)
-    per_vehicle = np.arange(env.size) - np.repeat(np.cumsum(flat_counts) - flat_counts, flat_counts)
-    draw_index = world.veh_serial[env, veh] * np.uint64(ARRIVALS_MAX) + per_vehicle.astype(
-        np.uint64
-    )
-    fits, row = free_rows_for(world, env, ordinal)
-    env, veh, draw_index = env[fits], veh[fits], draw_index[fits]
-    dropped = generated - np.bincount(env, minlength=B)
-
-    tc = cfg.tasks
-    now = world.time_s[env]
-
-    def draw(stream):
-        return uniform(world.key[env], world.tick[env], stream, draw_index)
-
-    world.task_state[env, row] = QUEUED
-    world.task_kind[env, row] = KIND_TASK
-    world.task_vehicle[env, row] = veh
-    world.task_service[env, row] = np.minimum(
-        (draw(Stream.TASK_SERVICE) * tc.n_services).astype(np.int64), tc.n_services - 1
-    )
-    work = tc.work_gcycles_min + draw(Stream.TASK_WORK) * (
-        tc.work_gcycles_max - tc.work_gcycles_min
-    )
-    world.task_work[env, row] = work * 1e9
-    world.task_done[env, row] = 0.0
-    world.task_replica[env, row] = 0.0
-    world.task_input_mb[env, row] = tc.input_mb_min + draw(Stream.TASK_INPUT) * (
-        tc.input_mb_max - tc.input_mb_min
-    )
-    world.task_state_mb[env, row] = tc.state_mb_min + draw(Stream.TASK_STATE) * (
-        tc.state_mb_max - tc.state_mb_min
-    )
-    world.task_created_s[env, row] = now
-    world.task_deadline_s[env, row] = (
-        now
-        + tc.deadline_s_min
-        + draw(Stream.TASK_DEADLINE) * (tc.deadline_s_max - tc.deadline_s_min)
-    )
-    world.task_ready_s[env, row] = now
-    world.task_priority[env, row] = priority_levels(cfg, draw(Stream.TASK_PRIORITY))
-    open_rows(world, env, row, veh)
+    w, tc = world, cfg.tasks
+    B = w.task_state.shape[0]
+    generated, dropped = np.empty(B, np.int64), np.empty(B, np.int64)
+    _generate_kernel(
+        w.key, w.tick, w.time_s, w.veh_active, w.veh_serial, w.task_state, w.task_kind,
+        w.task_vehicle, w.task_service, w.task_work, w.task_done, w.task_replica,
+        w.task_input_mb, w.task_state_mb, w.task_created_s, w.task_deadline_s, w.task_ready_s,
+        w.task_priority, open_row_arrays(w), float(tc.rate_per_vehicle_hz * cfg.dt_s),
+        int(tc.n_services), float(tc.work_gcycles_min), float(tc.work_gcycles_max),
+        float(tc.input_mb_min), float(tc.input_mb_max), float(tc.state_mb_min),
+        float(tc.state_mb_max), float(tc.deadline_s_min), float(tc.deadline_s_max),
+        *priority_table(cfg), generated, dropped,
+    )  # fmt: skip
     return generated, dropped
 
 
-def free_rows_for(
-    world: World, env: np.ndarray, ordinal: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows for new tasks or sessions: the ``ordinal``-th new row of environment ``env``
-    takes that environment's ``ordinal``-th free row (ascending). Returns whether each
-    gets one (beyond the free rows it is lost) and the rows of those that do."""
-    B = world.task_state.shape[0]
-    free_env, free_row = np.nonzero(world.task_state == FREE)
-    n_free = np.bincount(free_env, minlength=B)
-    fits = ordinal < n_free[env]
-    start = np.cumsum(n_free) - n_free
-    return fits, free_row[start[env[fits]] + ordinal[fits]]
+@njit(cache=True)
+def node_score(load, dist_km, serving, n, w_load, w_dist_per_km, affinity_bonus):
+    """Dispatch score of node ``n`` (lower is better): ``w_l * load + w_d * km - w_a *
+    [n already serves the vehicle]``."""
+    affinity = 1.0 if n == serving else 0.0
+    return w_load * load + w_dist_per_km * dist_km - affinity_bonus * affinity
 
 
-def priority_levels(cfg: ScenarioConfig, u: np.ndarray) -> np.ndarray:
-    """Seed 001 priority levels (high/medium/low = 8/5/2) drawn with
-    ``tasks.priority_probs`` from uniforms ``u``."""
-    fc = cfg.faults
-    levels = np.array([fc.priority_high, fc.priority_medium, fc.priority_low])
-    cum = np.cumsum(cfg.tasks.priority_probs)
-    return levels[np.minimum(np.searchsorted(cum, u, side="right"), 2)]
-
-
-def open_rows(world: World, env: np.ndarray, row: np.ndarray, veh: np.ndarray) -> None:
-    """New rows (tasks or sessions) start unplaced, with no migration, retry, failed
-    attempt or interruption, and count on their vehicle (``veh_tasks``)."""
-    world.task_host[env, row] = -1
-    world.task_origin[env, row] = -1
-    world.task_backup[env, row] = -1
-    world.task_mig_target[env, row] = -1
-    world.task_retry_src[env, row] = -1
-    world.task_attempts[env, row] = 0
-    world.task_interrupted_s[env, row] = np.nan
-    world.task_latency_ms[env, row] = 0.0
-    np.add.at(world.veh_tasks, (env, veh), 1)
+@njit(cache=True)
+def _vehicle_km(veh_active, veh_x, veh_y, b, v, pos_xyz, n):
+    """Ground distance [km] from vehicle ``v`` to node ``n`` (0 for a vehicle off the map)."""
+    if not veh_active[b, v]:
+        return 0.0
+    dx = veh_x[b, v] - pos_xyz[n, 0]
+    dy = veh_y[b, v] - pos_xyz[n, 1]
+    return math.sqrt(dx * dx + dy * dy) / 1000.0
 
 
 def dispatch_score(
     world: World, layout: Layout, cfg: ScenarioConfig, env: np.ndarray, task: np.ndarray
 ) -> np.ndarray:
     """Scheduler score of each node for each given task (lower is better), (K, N)."""
-    load = (world.slots_used[env] + world.slots_reserved[env]) / layout.max_jobs
-    veh = world.task_vehicle[env, task]
-    vx, vy = world.veh_x[env, veh], world.veh_y[env, veh]
-    dx = vx[:, None] - layout.pos_xyz[None, :, 0]
-    dy = vy[:, None] - layout.pos_xyz[None, :, 1]
-    dist_km = np.sqrt(dx * dx + dy * dy) / 1000.0
-    dist_km = np.where(world.veh_active[env, veh][:, None], dist_km, 0.0)
-    serving = world.veh_serving[env, veh]
-    affinity = np.arange(layout.n_nodes)[None, :] == serving[:, None]
-    tc = cfg.tasks
-    return (
-        tc.dispatch_load_weight * load
-        + tc.dispatch_distance_weight_per_km * dist_km
-        - tc.dispatch_affinity_bonus * affinity
-    )
+    w, tc = world, cfg.tasks
+    out = np.empty((len(env), layout.n_nodes))
+    for k, (b, t) in enumerate(zip(env.tolist(), task.tolist(), strict=True)):
+        v = int(w.task_vehicle[b, t])
+        for n in range(layout.n_nodes):
+            load = (w.slots_used[b, n] + w.slots_reserved[b, n]) / layout.max_jobs[n]
+            km = _vehicle_km(w.veh_active, w.veh_x, w.veh_y, b, v, layout.pos_xyz, n)
+            out[k, n] = node_score(
+                load,
+                km,
+                w.veh_serving[b, v],
+                n,
+                tc.dispatch_load_weight,
+                tc.dispatch_distance_weight_per_km,
+                tc.dispatch_affinity_bonus,
+            )
+    return out
 
 
-def rank_within(groups: np.ndarray, order_key: np.ndarray) -> np.ndarray:
-    """0-based rank of each element inside its group, by ascending ``order_key``."""
-    if groups.size == 0:
-        return groups.copy()
-    order = np.lexsort((order_key, groups))
-    g = groups[order]
-    starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
-    rank_sorted = np.arange(g.size) - np.repeat(starts, np.diff(np.r_[starts, g.size]))
-    rank = np.empty_like(rank_sorted)
-    rank[order] = rank_sorted
-    return rank
+@njit(cache=True)
+def _dispatch_kernel(
+    time_s, task_state, task_vehicle, task_service, task_input_mb, task_host, task_origin,
+    task_ready_s, task_backup, veh_active, veh_x, veh_y, veh_rate_mbps, veh_serving, view_up,
+    slots_used, slots_reserved, max_jobs, capability, pos_xyz, w_load, w_dist_per_km,
+    affinity_bonus, replication,
+):  # fmt: skip
+    B, T = task_state.shape
+    N = max_jobs.shape[0]
+    free = np.empty(N, np.int64)  # free slots before this tick's dispatch
+    load = np.empty(N)
+    score = np.empty(N)
+    choice = np.empty(T, np.int64)
+    backup = np.empty(T, np.int64)
+    for b in range(B):
+        for n in range(N):
+            free[n] = max_jobs[n] - slots_used[b, n] - slots_reserved[b, n]
+            load[n] = (slots_used[b, n] + slots_reserved[b, n]) / max_jobs[n]
+        # 1. every waiting task chooses on the state before this tick's admissions
+        for t in range(T):
+            choice[t] = -1
+            if task_state[b, t] != QUEUED:
+                continue
+            v = task_vehicle[b, t]
+            service = task_service[b, t]
+            best, alt = -1, -1
+            for n in range(N):
+                km = _vehicle_km(veh_active, veh_x, veh_y, b, v, pos_xyz, n)
+                score[n] = node_score(
+                    load[n], km, veh_serving[b, v], n, w_load, w_dist_per_km, affinity_bonus
+                )
+                if capability[n, service] and view_up[b, n] and free[n] > 0:
+                    if best < 0 or score[n] < score[best]:
+                        best = n
+            if replication and best >= 0:  # a replica needs no free slot
+                for n in range(N):
+                    if n != best and capability[n, service] and view_up[b, n]:
+                        if alt < 0 or score[n] < score[alt]:
+                            alt = n
+            choice[t], backup[t] = best, alt
+        # 2. admission in task order, up to each node's free slots; the rest wait
+        for t in range(T):
+            node = choice[t]
+            if node < 0 or free[node] == 0:
+                continue
+            free[node] -= 1
+            slots_used[b, node] += 1  # the ledger's dispatch: one free slot taken
+            task_state[b, t] = RUNNING
+            task_host[b, t] = node
+            task_origin[b, t] = node
+            v = task_vehicle[b, t]
+            rate = max(veh_rate_mbps[b, v], MIN_UPLOAD_RATE_MBPS)
+            task_ready_s[b, t] = time_s[b] + task_input_mb[b, t] * 8 / rate
+            veh_serving[b, v] = node
+            if replication:
+                task_backup[b, t] = backup[t]
 
 
 def dispatch_waiting(world: World, layout: Layout, cfg: ScenarioConfig) -> None:
     """Give queued tasks a node (see module docstring); the rest keep waiting."""
-    env, task = np.nonzero(world.task_state == QUEUED)
-    if env.size == 0:
-        return
-    B, N = world.slots_used.shape
-    score = dispatch_score(world, layout, cfg, env, task)
-    service = world.task_service[env, task]
-    capable = layout.capability[:, service].T & world.view_up[env]  # (K, N)
-    has_slot = ledger.free_slots(world, layout)[env] > 0
-    eligible = capable & has_slot
-    masked = np.where(eligible, score, np.inf)
-    choice = np.argmin(masked, axis=1)
-    ok = np.isfinite(masked[np.arange(env.size), choice])
-    env, task, choice, capable, score = env[ok], task[ok], choice[ok], capable[ok], score[ok]
-    rank = rank_within(env * N + choice, task.astype(np.float64))
-    admit = rank < ledger.free_slots(world, layout)[env, choice]
-    env, task, node = env[admit], task[admit], choice[admit]
-    capable, score = capable[admit], score[admit]
-    ledger.dispatch(world, layout, env, task, node)
-    veh = world.task_vehicle[env, task]
-    rate = np.maximum(world.veh_rate_mbps[env, veh], MIN_UPLOAD_RATE_MBPS)
-    world.task_ready_s[env, task] = world.time_s[env] + world.task_input_mb[env, task] * 8 / rate
-    world.veh_serving[env, veh] = node
-    if cfg.faults.replication:
-        alt = np.where(capable & (np.arange(N)[None, :] != node[:, None]), score, np.inf)
-        backup = np.argmin(alt, axis=1)
-        has_backup = np.isfinite(alt[np.arange(env.size), backup])
-        world.task_backup[env, task] = np.where(has_backup, backup, -1)
+    w, tc = world, cfg.tasks
+    _dispatch_kernel(
+        w.time_s, w.task_state, w.task_vehicle, w.task_service, w.task_input_mb, w.task_host,
+        w.task_origin, w.task_ready_s, w.task_backup, w.veh_active, w.veh_x, w.veh_y,
+        w.veh_rate_mbps, w.veh_serving, w.view_up, w.slots_used, w.slots_reserved,
+        layout.max_jobs, layout.capability, layout.pos_xyz, float(tc.dispatch_load_weight),
+        float(tc.dispatch_distance_weight_per_km), float(tc.dispatch_affinity_bonus),
+        bool(cfg.faults.replication),
+    )  # fmt: skip
 
 
 def checkpoint_replicas(world: World, cfg: ScenarioConfig) -> None:

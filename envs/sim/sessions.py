@@ -26,21 +26,84 @@ like a task; what differs is:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 
 from .config import ScenarioConfig
-from .rng import Stream, uniform
-from .scheduler import free_rows_for, open_rows, priority_levels
+from .rng import Stream, uniform_at
+from .scheduler import next_free_row, open_row, open_row_arrays, priority_level, priority_table
 from .world import FREE, KIND_SESSION, QUEUED, World
 
+_S_START, _S_SERVICE, _S_STATE, _S_PRIORITY, _S_DURATION = (
+    np.uint64(s)
+    for s in (
+        Stream.SESSION_START,
+        Stream.SESSION_SERVICE,
+        Stream.SESSION_STATE,
+        Stream.SESSION_PRIORITY,
+        Stream.SESSION_DURATION,
+    )
+)
 
-def live_session_per_vehicle(world: World) -> np.ndarray:
-    """(B, V) bool: the vehicle owns a live session."""
-    B, V = world.veh_active.shape
-    e, t = np.nonzero((world.task_kind == KIND_SESSION) & (world.task_state != FREE))
-    has = np.zeros(B * V, dtype=bool)
-    has[e * V + world.task_vehicle[e, t]] = True
-    return has.reshape(B, V)
+
+@njit(cache=True)
+def _start_kernel(
+    key, tick, time_s, veh_active, veh_serial, veh_new, veh_wants_session, task_state,
+    task_kind, task_vehicle, task_service, task_work, task_done, task_replica, task_input_mb,
+    task_state_mb, task_created_s, task_deadline_s, task_ready_s, task_priority, opened,
+    vehicle_share, p_later, n_services, setup_mb, state_min, state_max, mean_duration_s,
+    levels, cum, started, lost,
+):  # fmt: skip
+    B, V = veh_active.shape
+    T = task_state.shape[1]
+    has_session = np.empty(V, np.bool_)
+    for b in range(B):
+        started[b] = 0
+        lost[b] = 0
+        has_session[:] = False
+        for t in range(T):
+            if task_kind[b, t] == KIND_SESSION and task_state[b, t] != FREE:
+                has_session[task_vehicle[b, t]] = True
+        row = 0
+        for v in range(V):
+            serial = veh_serial[b, v]
+            p = vehicle_share if veh_new[b, v] else p_later
+            veh_new[b, v] = False
+            # a vehicle whose session was dropped starts it again
+            drawn = uniform_at(key[b], tick[b], _S_START, serial) < p or veh_wants_session[b, v]
+            if not (veh_active[b, v] and drawn and not has_session[v]):
+                continue
+            veh_wants_session[b, v] = True
+            started[b] += 1
+            row = next_free_row(task_state, b, row) if row >= 0 else -1
+            if row < 0:
+                lost[b] += 1
+                continue
+            k, t, now = key[b], tick[b], time_s[b]
+            task_state[b, row] = QUEUED
+            task_kind[b, row] = KIND_SESSION
+            task_vehicle[b, row] = v
+            service = int(uniform_at(k, t, _S_SERVICE, serial) * n_services)
+            task_service[b, row] = min(service, n_services - 1)
+            task_work[b, row] = np.inf
+            task_done[b, row] = 0.0
+            task_replica[b, row] = 0.0
+            task_input_mb[b, row] = setup_mb
+            u_state = uniform_at(k, t, _S_STATE, serial)
+            task_state_mb[b, row] = state_min + u_state * (state_max - state_min)
+            task_created_s[b, row] = now
+            if mean_duration_s > 0:
+                u_end = uniform_at(k, t, _S_DURATION, serial)
+                task_deadline_s[b, row] = now + -mean_duration_s * math.log1p(-u_end)
+            else:
+                task_deadline_s[b, row] = np.inf
+            task_ready_s[b, row] = now
+            task_priority[b, row] = priority_level(
+                uniform_at(k, t, _S_PRIORITY, serial), levels, cum
+            )
+            open_row(b, row, v, *opened)
 
 
 def start_sessions(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -48,54 +111,18 @@ def start_sessions(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.nd
 
     Returns (started, lost_for_lack_of_rows) per environment, (B,) each.
     """
-    sc = cfg.sessions
-    B, T = world.task_state.shape
-    key, tick = world.key[:, None], world.tick[:, None]
-    u = uniform(key, tick, Stream.SESSION_START, world.veh_serial)
-    p_later = -np.expm1(-sc.start_rate_hz * cfg.dt_s)
-    p = np.where(world.veh_new, sc.vehicle_share, p_later)
-    drawn = (u < p) | world.veh_wants_session  # a dropped session is started again
-    wants = world.veh_active & drawn & ~live_session_per_vehicle(world)
-    world.veh_new[:] = False
-    world.veh_wants_session |= wants
-    started = wants.sum(1)
-    if started.sum() == 0:
-        return started, np.zeros(B, dtype=np.int64)
-    env, veh = np.nonzero(wants)
-    ordinal = np.arange(env.size) - np.repeat(np.cumsum(started) - started, started)
-    fits, row = free_rows_for(world, env, ordinal)
-    env, veh = env[fits], veh[fits]
-    lost = started - np.bincount(env, minlength=B)
-
-    serial = world.veh_serial[env, veh]
-    now = world.time_s[env]
-
-    def draw(stream):
-        return uniform(world.key[env], world.tick[env], stream, serial)
-
-    n_services = cfg.tasks.n_services
-    world.task_state[env, row] = QUEUED
-    world.task_kind[env, row] = KIND_SESSION
-    world.task_vehicle[env, row] = veh
-    world.task_service[env, row] = np.minimum(
-        (draw(Stream.SESSION_SERVICE) * n_services).astype(np.int64), n_services - 1
-    )
-    world.task_work[env, row] = np.inf
-    world.task_done[env, row] = 0.0
-    world.task_replica[env, row] = 0.0
-    world.task_input_mb[env, row] = sc.setup_mb
-    world.task_state_mb[env, row] = sc.state_mb_min + draw(Stream.SESSION_STATE) * (
-        sc.state_mb_max - sc.state_mb_min
-    )
-    world.task_created_s[env, row] = now
-    if sc.mean_duration_s > 0:
-        duration = -sc.mean_duration_s * np.log1p(-draw(Stream.SESSION_DURATION))
-        world.task_deadline_s[env, row] = now + duration
-    else:
-        world.task_deadline_s[env, row] = np.inf
-    world.task_ready_s[env, row] = now
-    world.task_priority[env, row] = priority_levels(cfg, draw(Stream.SESSION_PRIORITY))
-    open_rows(world, env, row, veh)
+    w, sc = world, cfg.sessions
+    B = w.task_state.shape[0]
+    started, lost = np.empty(B, np.int64), np.empty(B, np.int64)
+    _start_kernel(
+        w.key, w.tick, w.time_s, w.veh_active, w.veh_serial, w.veh_new, w.veh_wants_session,
+        w.task_state, w.task_kind, w.task_vehicle, w.task_service, w.task_work, w.task_done,
+        w.task_replica, w.task_input_mb, w.task_state_mb, w.task_created_s, w.task_deadline_s,
+        w.task_ready_s, w.task_priority, open_row_arrays(w), float(sc.vehicle_share),
+        float(-np.expm1(-sc.start_rate_hz * cfg.dt_s)), int(cfg.tasks.n_services),
+        float(sc.setup_mb), float(sc.state_mb_min), float(sc.state_mb_max),
+        float(sc.mean_duration_s), *priority_table(cfg), started, lost,
+    )  # fmt: skip
     return started, lost
 
 
