@@ -514,3 +514,148 @@ def test_check_catches_each_broken_invariant(small_layout, corrupt, match):
         w.slots_reserved[0, 0] = 1  # keep the reservation count consistent
     with pytest.raises(LedgerError, match=match):
         ledger.check(w, small_layout)
+
+
+# ------------------------------------------------------------- boundaries (mutants, round 2)
+# Written against the ledger mutants still alive after the first round: tables smaller
+# than the batch, empty calls, a reservation on node 0, corrupted rows the guards must
+# refuse, and check() on counts that are consistent but break one invariant.
+
+
+def test_distinct_rows_are_never_repeats_with_more_environments_than_rows(small_layout):
+    """(env, row) pairs are told apart exactly: with 4 environments of 3 rows, env 1's
+    rows 0 and 1 (3 | 0 == 3 | 1) and env 0 row 1 / env 3 row 0 (0/3 + 1 == 3/3 + 0)
+    are all different tasks, so all 12 rows dispatch in one call."""
+    w = make_world(small_layout, n_queued=3, batch=4, n_tasks=3)
+    env = np.repeat(np.arange(4), 3)
+    task = np.tile(np.arange(3), 4)
+    ledger.dispatch(w, small_layout, env, task, np.zeros(12, dtype=np.int64))
+    assert w.slots_used[:, 0].tolist() == [3, 3, 3, 3]
+    assert (w.task_state == RUNNING).all()
+    ledger.check(w, small_layout)
+
+
+@pytest.mark.parametrize(
+    "op, extra",
+    [
+        (ledger.dispatch, "layout+node"),
+        (ledger.release, ""),
+        (ledger.complete, ""),
+        (ledger.reserve, "layout+node"),
+        (ledger.unreserve, ""),
+        (ledger.commit_move, ""),
+    ],
+)
+def test_an_empty_call_is_a_no_op_even_with_untyped_arrays(
+    small_layout, assert_same_world, op, extra
+):
+    """No task, no change: also for ``np.array([])`` (float64, as built from an empty
+    list), which could not index the task table."""
+    w = make_world(small_layout)
+    ledger.dispatch(w, small_layout, a(0, 0), a(0, 1), a(0, 1))
+    ledger.reserve(w, small_layout, a(0), a(0), a(2))
+    before = w.copy()
+    empty = np.array([])
+    args = (small_layout, empty, empty, empty) if extra else (empty, empty)
+    op(w, *args)
+    assert_same_world(before, w)
+
+
+def test_releasing_a_task_migrating_to_node_0_gives_back_that_reservation(small_layout):
+    """The in-flight migration of a released task is rolled back whatever its target,
+    node 0 included: no reservation is left behind on node 0."""
+    w = make_world(small_layout)
+    ledger.dispatch(w, small_layout, a(0), a(0), a(UAV))
+    ledger.reserve(w, small_layout, a(0), a(0), a(0))
+    assert w.slots_reserved[0].tolist() == [1, 0, 0, 0]
+    ledger.release(w, a(0), a(0))
+    assert w.slots_reserved[0].tolist() == [0, 0, 0, 0]
+    assert w.slots_used[0].tolist() == [0, 0, 0, 0]
+    assert w.task_mig_target[0, 0] == NO_NODE
+    w.task_state[0, 0] = ORPHANED  # what the caller does after a release
+    ledger.check(w, small_layout)
+
+
+def test_reserve_refuses_an_orphaned_task(small_layout, assert_same_world):
+    """Only a RUNNING task can migrate: an orphan (waiting for failover, no host) has
+    nothing to hand off, even though its state number is above RUNNING."""
+    w = make_world(small_layout)
+    w.task_state[0, 0] = ORPHANED
+    rejected(
+        assert_same_world, w, ledger.reserve, small_layout, a(0), a(0), a(1), match="not running"
+    )
+
+
+def test_commit_move_refuses_a_waiting_task(small_layout, assert_same_world):
+    """A QUEUED task has neither a host nor a target: there is nothing to commit."""
+    w = make_world(small_layout)
+    rejected(assert_same_world, w, ledger.commit_move, a(0), a(0), match="not migrating")
+
+
+@pytest.mark.parametrize("env", [0, 1])
+def test_commit_move_refuses_a_target_without_a_source(small_layout, assert_same_world, env):
+    """A row with a migration target but no host (corrupted: only running tasks, which
+    are hosted, can reserve) is refused as a whole, not half-applied to a node of
+    another environment."""
+    w = make_world(small_layout, batch=2)
+    w.task_state[env, 0] = RUNNING  # running, unhosted, reserved on node 2
+    w.task_mig_target[env, 0] = 2
+    w.slots_reserved[env, 2] = 1
+    rejected(assert_same_world, w, ledger.commit_move, a(env), a(0), match="not migrating")
+
+
+def test_commit_move_refuses_a_target_that_lost_its_reservation(small_layout, assert_same_world):
+    w = make_world(small_layout)
+    ledger.dispatch(w, small_layout, a(0), a(0), a(1))
+    ledger.reserve(w, small_layout, a(0), a(0), a(2))
+    w.slots_reserved[0, 2] = 0  # written behind the ledger's back
+    rejected(assert_same_world, w, ledger.commit_move, a(0), a(0), match="lost its reservation")
+
+
+def test_check_counts_used_plus_reserved_against_max_jobs(small_layout):
+    """3 hosted + 2 reserved on the 4-slot UAV is over capacity (3 + 2 = 5 > 4), with
+    every count consistent with the rows."""
+    w = make_world(small_layout)
+    ledger.dispatch(w, small_layout, a(0, 0, 0, 0, 0), a(0, 1, 2, 3, 4), a(UAV, UAV, UAV, 0, 0))
+    w.task_mig_target[0, 3:5] = UAV  # two reservations on the UAV, behind the ledger
+    w.slots_reserved[0, UAV] = 2
+    with pytest.raises(LedgerError, match="max_jobs"):
+        ledger.check(w, small_layout)
+
+
+def test_check_catches_a_hosted_task_that_is_not_running(small_layout):
+    """Hosted but ORPHANED, with slots_used consistent: the state and the host disagree."""
+    w = make_world(small_layout)
+    ledger.dispatch(w, small_layout, a(0, 0), a(0, 1), a(1, 1))
+    w.task_state[0, 1] = ORPHANED
+    with pytest.raises(LedgerError, match="hosted without running"):
+        ledger.check(w, small_layout)
+
+
+def test_check_catches_an_orphan_migrating_to_node_1(small_layout):
+    """An ORPHANED task (state above RUNNING) with a migration target other than node 0,
+    reservation counted: a task that is not running cannot migrate."""
+    w = make_world(small_layout)
+    w.task_state[0, 0] = ORPHANED
+    w.task_mig_target[0, 0] = 1
+    w.slots_reserved[0, 1] = 1
+    with pytest.raises(LedgerError, match="migrates without running"):
+        ledger.check(w, small_layout)
+
+
+@pytest.mark.filterwarnings("error")
+def test_ledger_operations_and_check_emit_no_numpy_warning(small_layout, assert_same_world):
+    """A whole migration lifecycle, a refused commit and check() run clean with warnings
+    as errors (no division by zero hidden in a boolean combination)."""
+    w = make_world(small_layout)
+    ledger.dispatch(w, small_layout, a(0, 0, 0), a(0, 1, 2), a(0, 0, 1))
+    ledger.reserve(w, small_layout, a(0, 0), a(0, 2), a(UAV, 2))
+    ledger.check(w, small_layout)
+    rejected(assert_same_world, w, ledger.commit_move, a(0), a(5), match="not migrating")
+    ledger.commit_move(w, a(0), a(0))
+    ledger.unreserve(w, a(0), a(2))
+    ledger.release(w, a(0), a(1))
+    w.task_state[0, 1] = ORPHANED
+    ledger.complete(w, a(0, 0), a(0, 1))
+    ledger.check(w, small_layout)
+    assert w.slots_used[0].tolist() == [0, 1, 0, 0] and w.slots_reserved.sum() == 0

@@ -13,8 +13,8 @@ import pytest
 from _handbuilt import quiet_sim
 
 from roadedge.envs.sim import sessions
-from roadedge.envs.sim.rng import Stream, uniform
-from roadedge.envs.sim.world import FREE, KIND_SESSION, QUEUED, RUNNING
+from roadedge.envs.sim.rng import Stream, key_from_seed, uniform
+from roadedge.envs.sim.world import FREE, KIND_SESSION, KIND_TASK, QUEUED, RUNNING, allocate
 
 
 def _sessions(w):
@@ -158,3 +158,80 @@ def test_a_running_session_of_a_vehicle_on_the_map_does_not_end():
     assert not sessions.ending(w, w.time_s + 1.0)[0, rows].any()
     w.veh_active[0, w.task_vehicle[0, rows[0]]] = False
     assert sessions.ending(w, w.time_s + 1.0)[0, rows[0]]
+
+
+# ------------------------------------------------------------- batches (mutants, round 2)
+# Written against the sessions mutants still alive after the first round: new sessions
+# in a batch of two environments, a vehicle both drawing a start and still wanting its
+# dropped session, rows reused from finished tasks, and every way a session ends.
+
+
+def _bare_world(batch, n_veh=4, n_rows=5, n_nodes=4):
+    """A bare World of ``batch`` environments (all rows free, no vehicle active)."""
+    w = allocate(batch, n_nodes, n_veh, n_rows)
+    w.key[:] = [key_from_seed(s) for s in range(batch)]
+    w.veh_serial[:] = np.arange(n_veh, dtype=np.uint64)
+    return w
+
+
+@pytest.mark.filterwarnings("error")
+def test_new_sessions_take_their_own_environments_free_rows_in_order(small_cfg):
+    """Three vehicles start a session in each of two environments. Env 0 has five free
+    rows: vehicles 0, 1, 2 take rows 0, 1, 2. Env 1 has two (rows 1 and 3; 0, 2, 4 hold
+    tasks): vehicles 0 and 1 take them, vehicle 2 is lost (3 - 2 = 1) and keeps wanting
+    one. Rows reused from finished tasks carry no work done or replica progress."""
+    cfg = small_cfg.replace({"sessions.vehicle_share": 1.0})
+    w = _bare_world(2)
+    w.veh_active[:, :3] = True
+    w.veh_new[:, :3] = True
+    w.task_done[0, :] = 5e9  # leftovers of finished tasks (FREE rows)
+    w.task_replica[0, :] = 3e9
+    w.task_state[1, [0, 2, 4]] = QUEUED  # tasks of vehicle 3
+    w.task_vehicle[1, [0, 2, 4]] = 3
+    w.veh_tasks[1, 3] = 3
+    started, lost = sessions.start_sessions(w, cfg)
+    assert started.tolist() == [3, 3] and lost.tolist() == [0, 1]
+    assert w.task_state[0].tolist() == [QUEUED, QUEUED, QUEUED, FREE, FREE]
+    assert w.task_kind[0, :3].tolist() == [KIND_SESSION] * 3
+    assert w.task_vehicle[0, :3].tolist() == [0, 1, 2]
+    assert w.task_done[0, :3].tolist() == [0.0] * 3
+    assert w.task_replica[0, :3].tolist() == [0.0] * 3
+    assert w.task_kind[1].tolist() == [KIND_TASK, KIND_SESSION, KIND_TASK, KIND_SESSION, KIND_TASK]
+    assert w.task_vehicle[1].tolist() == [3, 0, 3, 1, 3]
+    assert w.veh_tasks.tolist() == [[1, 1, 1, 0], [1, 1, 0, 3]]
+    assert w.veh_wants_session.tolist() == [[True] * 3 + [False]] * 2
+
+
+def test_a_vehicle_that_draws_a_start_and_wants_its_dropped_session_starts_one(small_cfg):
+    """A dropped session is started again whatever the vehicle's own draw says, also when
+    the draw would start one too (p = 1 on entry): exactly one new session."""
+    cfg = small_cfg.replace({"sessions.vehicle_share": 1.0})
+    w = _bare_world(1)
+    w.veh_active[0, :2] = True
+    w.veh_new[0, :2] = True
+    w.veh_wants_session[0, 0] = True  # vehicle 0 lost its session last tick
+    started, lost = sessions.start_sessions(w, cfg)
+    assert started[0] == 2 and lost[0] == 0
+    assert w.task_vehicle[0, :2].tolist() == [0, 1]
+    assert (w.task_kind[0, :2] == KIND_SESSION).all()
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_session_ends_when_its_vehicle_left_or_its_planned_end_came_or_both():
+    """Truth table of ``ending`` at end_s = 10: rows 0-3 are sessions (vehicle gone?,
+    planned end due?) = (no, no), (yes, no), (no, yes), (yes, yes); row 4 is a task of
+    a gone vehicle past its deadline, row 5 a FREE row: neither is a session."""
+    w = _bare_world(1, n_veh=4, n_rows=6)
+    w.veh_active[0] = [True, False, True, False]
+    w.task_state[0] = [RUNNING, RUNNING, QUEUED, RUNNING, RUNNING, FREE]
+    w.task_kind[0] = [KIND_SESSION] * 4 + [KIND_TASK, KIND_SESSION]
+    w.task_vehicle[0] = [0, 1, 2, 3, 1, 1]
+    w.task_deadline_s[0] = [np.inf, np.inf, 9.0, 10.0, 5.0, 5.0]
+    assert sessions.ending(w, np.array([10.0]))[0].tolist() == [
+        False,
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
