@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             lines = [f"# Surviving mutants of envs/sim/{module}.py\n"]
             for row, op, diff in _survivors(out / f"{module}.sqlite"):
-                lines.append(f"## line {row + 1}: {op}\n\n```diff\n{diff.strip()}\n```\n")
+                lines.append(f"## line {row}: {op}\n\n```diff\n{diff.strip()}\n```\n")
             (out / f"{module}-survivors.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n| module | mutants | run | killed | survived | other | kill rate [95 % CI] |")
     print("|---|---|---|---|---|---|---|")

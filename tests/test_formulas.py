@@ -281,12 +281,15 @@ def _world_with_tasks(small_layout, hosts):
     return w
 
 
-def test_host_share_hand_values(small_layout):
-    # small preset: nodes 0-2 are 20 GHz RSUs, node 3 an 8 GHz UAV
+def test_host_share_hand_values(small_layout, small_cfg):
+    # small preset: nodes 0-2 are 20 GHz RSUs, node 3 an 8 GHz UAV; a task ready for the
+    # whole tick does its host's share * dt cycles
     w = _world_with_tasks(small_layout, [0, 0, 0, 0, 1, 3, 3])
-    share = compute.host_share_hz(w, small_layout)
-    # 20e9 / 4 = 5e9 ; 20e9 / 1 ; idle node: full 20e9 ; 8e9 / 2 = 4e9
-    np.testing.assert_allclose(share[0], [5e9, 20e9, 20e9, 4e9])
+    w.task_work[0, :7] = 1e15
+    compute.progress(w, small_layout, small_cfg, np.zeros_like(w.task_done))
+    # 20e9 / 4 = 5e9 ; 20e9 / 1 ; 8e9 / 2 = 4e9
+    share = np.array([5e9] * 4 + [20e9] + [4e9] * 2)
+    np.testing.assert_allclose(w.task_done[0, :7], share * small_cfg.dt_s)
 
 
 def test_progress_processor_sharing(small_cfg, small_layout):

@@ -20,8 +20,8 @@ tick); nothing the controller does could change that latency.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
-from .arrays import gather
 from .config import ScenarioConfig
 from .layout import Layout
 from .world import KIND_SESSION, KIND_TASK, RUNNING, World
@@ -42,28 +42,44 @@ def requests_per_tick(kind: np.ndarray, cfg: ScenarioConfig) -> np.ndarray:
     return np.where(kind == KIND_SESSION, per_session, 1.0)
 
 
-def host_share_hz(world: World, layout: Layout) -> np.ndarray:
-    """CPU share per hosted task on each node, (B, N) [cycles/s]."""
-    return layout.cpu_hz / np.maximum(world.slots_used, 1)
-
-
-def task_latency_ms(
-    world: World, layout: Layout, cfg: ScenarioConfig, running: np.ndarray, share: np.ndarray
-) -> np.ndarray:
-    """Latency [ms] of every task row this tick (0 where ``running`` is False)."""
-    r = cfg.radio
-    host = np.maximum(world.task_host, 0)
-    veh = world.task_vehicle
-    access = gather(world.veh_access, veh)
-    rate = gather(world.veh_rate_mbps, veh)
-    attached = (access >= 0) & gather(world.veh_active, veh)
-    hops = layout.hops[np.maximum(access, 0), host]
-    radio_ms = 1000.0 * 8.0 * r.request_mb / np.maximum(rate, 1e-9)
-    backhaul_ms = hops * per_hop_ms(cfg)
-    network_ms = np.where(attached, radio_ms + backhaul_ms, r.out_of_coverage_ms)
-    task_share = gather(share, host)
-    compute_ms = 1000.0 * r.compute_request_gcycles * 1e9 / task_share
-    return np.where(running, network_ms + compute_ms, 0.0)
+@njit(cache=True)
+def _progress_kernel(
+    time_s, task_state, task_kind, task_host, task_vehicle, task_ready_s, task_done,
+    task_latency_ms, node_up, slots_used, veh_active, veh_access, veh_rate_mbps, cpu_hz, hops,
+    blocked_s, dt_s, radio_ms_mbps, hop_ms, out_of_coverage_ms, compute_ms_hz,
+    serving_out, charged_out, latency_out,
+):  # fmt: skip
+    B, T = task_state.shape
+    N = cpu_hz.shape[0]
+    share = np.empty(N)  # CPU share per hosted task [cycles/s]
+    for b in range(B):
+        for n in range(N):
+            share[n] = cpu_hz[n] / max(slots_used[b, n], 1)
+        t0 = time_s[b]
+        for t in range(T):
+            host = max(task_host[b, t], 0)
+            serving = task_state[b, t] == RUNNING and node_up[b, host]
+            v = task_vehicle[b, t]
+            # a session whose vehicle has left is charged nothing (it ends this tick)
+            charged = serving and (task_kind[b, t] == KIND_TASK or veh_active[b, v])
+            latency = 0.0
+            if serving:
+                # the part of the tick after the ready time, minus switch downtime
+                t_eff = min(max(t0 + dt_s - max(t0, task_ready_s[b, t]), 0.0), dt_s)
+                t_eff = max(t_eff - blocked_s[b, t], 0.0)
+                task_done[b, t] += share[host] * t_eff
+            if charged:
+                access = veh_access[b, v]
+                if access >= 0 and veh_active[b, v]:
+                    radio_ms = radio_ms_mbps / max(veh_rate_mbps[b, v], 1e-9)
+                    network_ms = radio_ms + hops[access, host] * hop_ms
+                else:
+                    network_ms = out_of_coverage_ms
+                latency = network_ms + compute_ms_hz / share[host]
+            serving_out[b, t] = serving
+            charged_out[b, t] = charged
+            latency_out[b, t] = latency
+            task_latency_ms[b, t] = latency
 
 
 def progress(world: World, layout: Layout, cfg: ScenarioConfig, blocked_s: np.ndarray):
@@ -73,19 +89,17 @@ def progress(world: World, layout: Layout, cfg: ScenarioConfig, blocked_s: np.nd
     a live host; ``charged`` are the serving rows whose latency counts (not a
     session whose vehicle has left); ``latency_ms`` is 0 outside ``charged``.
     """
-    host = np.maximum(world.task_host, 0)
-    host_up = gather(world.node_up, host)
-    serving = (world.task_state == RUNNING) & host_up
-    share = host_share_hz(world, layout)
-    t0 = world.time_s[:, None]
-    t_eff = np.clip(t0 + cfg.dt_s - np.maximum(t0, world.task_ready_s), 0.0, cfg.dt_s)
-    t_eff = np.maximum(t_eff - blocked_s, 0.0)
-    gain = gather(share, host) * t_eff
-    world.task_done += np.where(serving, gain, 0.0)
-    vehicle_here = gather(world.veh_active, world.task_vehicle)
-    charged = serving & ((world.task_kind == KIND_TASK) | vehicle_here)
-    latency = task_latency_ms(world, layout, cfg, charged, share)
-    world.task_latency_ms[:] = latency
+    w, r = world, cfg.radio
+    shape = w.task_state.shape
+    serving, charged = np.empty(shape, bool), np.empty(shape, bool)
+    latency = np.empty(shape, np.float64)
+    _progress_kernel(
+        w.time_s, w.task_state, w.task_kind, w.task_host, w.task_vehicle, w.task_ready_s,
+        w.task_done, w.task_latency_ms, w.node_up, w.slots_used, w.veh_active, w.veh_access,
+        w.veh_rate_mbps, layout.cpu_hz, layout.hops, blocked_s, float(cfg.dt_s),
+        1000.0 * 8.0 * r.request_mb, float(per_hop_ms(cfg)), float(r.out_of_coverage_ms),
+        1000.0 * r.compute_request_gcycles * 1e9, serving, charged, latency,
+    )  # fmt: skip
     return serving, charged, latency
 
 
