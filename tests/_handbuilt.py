@@ -159,3 +159,23 @@ def vehicle_world(states, n_nodes: int, n_rows=None, seed=0):
         w.veh_active[0, i] = True
     w.veh_serial[0] = np.arange(n, dtype=np.uint64)
     return w
+
+
+def sessions_ending(world, end_s: np.ndarray) -> np.ndarray:
+    """(B, T): the live session rows the outcomes phase ends by ``end_s`` (B,) when nothing
+    is dropped (vehicle gone or planned end reached), run on a copy of ``world``."""
+    from roadedge.envs.sim import outcomes
+    from roadedge.envs.sim.stats import Counters
+    from roadedge.envs.sim.world import FREE, KIND_SESSION
+
+    w = world.copy()
+    B, T = w.task_state.shape
+    N = w.slots_used.shape[1]
+    none = np.zeros((B, T), bool)
+    zeros = np.zeros(B, np.int64)
+    outcomes.settle(
+        w, np.zeros((N, N), np.int64), Counters.zeros(B), none, none, np.zeros((B, T)),
+        np.asarray(end_s, np.float64), zeros, zeros, 5.0, 1.0,
+    )  # fmt: skip
+    live_session = (world.task_state != FREE) & (world.task_kind == KIND_SESSION)
+    return live_session & (w.task_state == FREE)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _handbuilt import quiet_sim
+from _handbuilt import quiet_sim, sessions_ending
 
 from roadedge.envs.sim import sessions
 from roadedge.envs.sim.rng import Stream, key_from_seed, uniform
@@ -144,7 +144,7 @@ def test_a_short_planned_duration_is_drawn_and_a_session_ends_at_it():
     end = np.array([now + 1.0])
     w.task_deadline_s[0, rows[0]] = end[0]
     w.task_deadline_s[0, rows[1]] = end[0] + 0.01
-    ending = sessions.ending(w, end)[0]
+    ending = sessions_ending(w, end)[0]
     assert ending[rows[0]] and not ending[rows[1]]
 
 
@@ -155,9 +155,9 @@ def test_a_running_session_of_a_vehicle_on_the_map_does_not_end():
         sim.step(np.zeros((1, sim.layout.n_nodes), dtype=np.int64))
     rows = np.flatnonzero(_sessions(w) & (w.task_state[0] == RUNNING))
     assert rows.size > 0
-    assert not sessions.ending(w, w.time_s + 1.0)[0, rows].any()
+    assert not sessions_ending(w, w.time_s + 1.0)[0, rows].any()
     w.veh_active[0, w.task_vehicle[0, rows[0]]] = False
-    assert sessions.ending(w, w.time_s + 1.0)[0, rows[0]]
+    assert sessions_ending(w, w.time_s + 1.0)[0, rows[0]]
 
 
 # ------------------------------------------------------------- batches (mutants, round 2)
@@ -227,7 +227,7 @@ def test_a_session_ends_when_its_vehicle_left_or_its_planned_end_came_or_both():
     w.task_kind[0] = [KIND_SESSION] * 4 + [KIND_TASK, KIND_SESSION]
     w.task_vehicle[0] = [0, 1, 2, 3, 1, 1]
     w.task_deadline_s[0] = [np.inf, np.inf, 9.0, 10.0, 5.0, 5.0]
-    assert sessions.ending(w, np.array([10.0]))[0].tolist() == [
+    assert sessions_ending(w, np.array([10.0]))[0].tolist() == [
         False,
         True,
         True,

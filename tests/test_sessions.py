@@ -8,11 +8,12 @@ from dataclasses import fields
 import gymnasium as gym
 import numpy as np
 import pytest
+from _handbuilt import sessions_ending
 
 import roadedge.envs as roadedge_envs
 from roadedge.baselines import make_policy
 from roadedge.envs import RoadEdgeEnv
-from roadedge.envs.sim import compute, sessions
+from roadedge.envs.sim import compute
 from roadedge.envs.sim.config import load_scenario
 from roadedge.envs.sim.rng import key_from_seed
 from roadedge.envs.sim.simulator import Simulator
@@ -283,7 +284,7 @@ def test_session_whose_vehicle_left_is_charged_nothing():
     w.veh_active[0, veh] = False  # its vehicle has left the map
     serving, charged, lat = compute.progress(w.copy(), lay, cfg, blocked)
     assert serving[0, 0] and not charged[0, 0] and lat[0, 0] == 0.0
-    assert sessions.ending(w, w.time_s + cfg.dt_s)[0, 0]
+    assert sessions_ending(w, w.time_s + cfg.dt_s)[0, 0]
     # a task whose vehicle left is still charged (out of coverage: no network latency)
     w.task_kind[0, 0] = KIND_TASK
     serving, charged, lat = compute.progress(w.copy(), lay, cfg, blocked)

@@ -86,3 +86,19 @@ def test_oracle_future_is_the_hidden_truth_not_the_controller_view():
     assert not up[:, 1].any()  # down from now on, although the controller thinks it up
     assert up[:, [0, 2]].all()
     assert w.view_up[0, 1] and not w.node_up[0, 1]  # the look-ahead left the env alone
+
+
+def test_a_session_ending_as_planned_counts_the_hops_to_its_own_host():
+    """Its last charged tick counts hops(access, host) = 1 (RSU 1 -> RSU 0), taken before
+    the row is freed (v1 before the compiled outcomes read the freed row's host, -1, i.e.
+    the last node: hops(1, 3) = 2)."""
+    sim = quiet_sim()
+    w = sim.world
+    park(sim, 0, 1)
+    sim.step(noop(sim))
+    t = place(sim, veh=0, host=0, service=SERVICE_RSUS, kind=KIND_SESSION)
+    w.task_deadline_s[0, t] = w.time_s[0] + 1.0  # planned end: this tick
+    assert sim.layout.hops[1, 0] == 1 and sim.layout.hops[1, 3] == 2
+    sim.step(noop(sim))
+    assert w.task_state[0, t] == FREE
+    assert sim.counters.session_hops_sum[0] == 1 and sim.counters.session_hops_samples[0] == 1

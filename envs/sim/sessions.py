@@ -124,17 +124,3 @@ def start_sessions(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.nd
         float(sc.mean_duration_s), *priority_table(cfg), started, lost,
     )  # fmt: skip
     return started, lost
-
-
-def ending(world: World, end_s: np.ndarray) -> np.ndarray:
-    """(B, T) live sessions that end by ``end_s`` (B,): vehicle gone or planned end reached."""
-    session = (world.task_kind == KIND_SESSION) & (world.task_state != FREE)
-    gone = ~np.take_along_axis(world.veh_active, world.task_vehicle, axis=1)
-    due = world.task_deadline_s <= end_s[:, None] + 1e-9
-    return session & (gone | due)
-
-
-def served(world: World, ended: np.ndarray) -> None:
-    """Sessions in ``ended`` (B, T) finished normally: their vehicles want no other."""
-    e, t = np.nonzero(ended)
-    world.veh_wants_session[e, world.task_vehicle[e, t]] = False

@@ -29,7 +29,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import compute, faults, formulas, ledger, migration, mobility, radio, scheduler, sessions
+from . import (
+    compute,
+    faults,
+    formulas,
+    ledger,
+    migration,
+    mobility,
+    outcomes,
+    radio,
+    scheduler,
+    sessions,
+)
 from .config import ScenarioConfig
 from .layout import Layout, build_layout
 from .rng import Stream, uniform
@@ -270,47 +281,29 @@ class Simulator:
 
         self._mark("migrations")
         # 9. outcomes
-        live = w.task_state != FREE
-        is_task = w.task_kind == KIND_TASK
         end = now + cfg.dt_s
-        dropped_mask &= live
-        done = is_task & (w.task_state == RUNNING) & (w.task_done >= w.task_work - 1e-6)
-        late = is_task & live & ~done & ~dropped_mask
-        late &= w.task_deadline_s <= end[:, None] + 1e-9
-        over = sessions.ending(w, end) & ~dropped_mask
-        weight = w.task_priority / float(cfg.faults.priority_medium)
-        e, t = np.nonzero(done)
-        np.add.at(w.node_completed, (e, w.task_host[e, t]), 1)
-        sessions.served(w, over)
-        ended = done | late | dropped_mask | over
-        e, t = np.nonzero(ended)
-        ledger.complete(w, e, t)
-
-        n_done, n_late = done.sum(1), late.sum(1)
-        task_drop = (dropped_mask & is_task).sum(1) + no_row
-        session_drop = (dropped_mask & ~is_task).sum(1) + no_session_row
-        n_drop = task_drop + session_drop
-        c.tasks_completed += n_done
-        c.tasks_missed += n_late
-        c.tasks_dropped += task_drop
-        c.sessions_ended += over.sum(1)
-        c.sessions_dropped += session_drop
-        c.latency_sum_ms += latency_ms.sum(1)
-        c.latency_samples += charged.sum(1)
-        session_charged = charged & ~is_task
-        c.session_latency_sum_ms += np.where(session_charged, latency_ms, 0.0).sum(1)
-        c.session_latency_samples += session_charged.sum(1)
-        hops, attached = self._session_hops(session_charged)
-        c.session_hops_sum += hops
-        c.session_hops_samples += attached
+        settled, counts = outcomes.settle(
+            w,
+            lay.hops,
+            c,
+            dropped_mask,
+            charged,
+            latency_ms,
+            end,
+            no_row,
+            no_session_row,
+            cfg.faults.priority_medium,
+            cfg.sessions.request_rate_hz * cfg.dt_s,
+        )
+        n_done, n_late, n_drop = counts[:, 0], counts[:, 1], counts[:, 2]
         c.downtime_s += downtime
         c.uav_energy_kj += energy_j.sum(1) / 1000.0
 
         terms = {
-            "completion": (weight * done).sum(1),
-            "latency": self._requests_latency_s(latency_ms),
-            "deadline_miss": (weight * late).sum(1),
-            "drop": (weight * dropped_mask).sum(1) + no_row + no_session_row,
+            "completion": settled[:, outcomes.COMPLETION],
+            "latency": settled[:, outcomes.LATENCY_S],
+            "deadline_miss": settled[:, outcomes.DEADLINE_MISS],
+            "drop": settled[:, outcomes.DROP],
             "migration_cost": migration_cost,
             "downtime": downtime,
             "uav_energy": energy_j.sum(1) / 1000.0,
@@ -378,25 +371,6 @@ class Simulator:
             trigger=w.mig_trigger[e, n],
             end_s=w.mig_end_s[e, n],
             **extra,
-        )
-
-    def _requests_latency_s(self, latency_ms: np.ndarray) -> np.ndarray:
-        """Summed latency of this tick's requests [s], (B,) (``compute.requests_per_tick``)."""
-        per_row = compute.requests_per_tick(self.world.task_kind, self.cfg)
-        return (latency_ms * per_row).sum(1) / 1000.0
-
-    def _session_hops(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Sum of access -> host hops over ``rows`` whose vehicle is attached, and their
-        count, (B,) each."""
-        w = self.world
-        e, t = np.nonzero(rows)
-        access = w.veh_access[e, w.task_vehicle[e, t]]
-        ok = access >= 0
-        hops = self.layout.hops[np.maximum(access, 0), w.task_host[e, t]] * ok
-        B = self.batch_size
-        return (
-            np.bincount(e, weights=hops, minlength=B).astype(np.float64),
-            np.bincount(e, weights=ok, minlength=B).astype(np.float64),
         )
 
     def _mark(self, phase: str) -> None:
