@@ -608,7 +608,6 @@ def test_a_real_fault_leaves_the_controllers_lost_count_alone_until_detection(mo
     nothing before heartbeats reveal it: its ``lost`` count (read by the failover rule's
     reliability) rises only when the failure is detected, by the rows it hosted."""
     from roadedge.envs.sim import faults
-    from roadedge.envs.sim.rng import Stream
 
     env = _busy_env(3)
     w = env.sim.world
@@ -616,18 +615,11 @@ def test_a_real_fault_leaves_the_controllers_lost_count_alone_until_detection(mo
     hosted = int(w.slots_used[0, n])
     assert hosted > 0
     before = env.controller_view().lost.copy()
-    real_uniform = faults.uniform
-
-    def node_n_fails(key, tick, stream, index):
-        u = real_uniform(key, tick, stream, index)
-        if stream == Stream.NODE_FAILURE:
-            u = u.copy()
-            u[..., n] = 0.0
-        return u
-
-    monkeypatch.setattr(faults, "uniform", node_n_fails)
+    only_n = np.zeros(w.node_up.shape[1])
+    only_n[n] = 1.0  # node n fails for sure in this fault phase, no other node does
+    monkeypatch.setattr(faults, "failure_probability", lambda layout, cfg: only_n)
     faults.fail_and_repair(w, env.sim.layout, env.cfg, env.sim._node_index)
-    monkeypatch.setattr(faults, "uniform", real_uniform)
+    monkeypatch.undo()
     assert not w.node_up[0, n] and w.view_up[0, n]
     noop = np.zeros(4, dtype=np.int64)
     while w.view_up[0, n]:

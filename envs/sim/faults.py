@@ -16,14 +16,21 @@
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from . import ledger
-from .arrays import gather
+import numpy as np
+from numba import njit
+
 from .config import ScenarioConfig
 from .layout import Layout
-from .rng import Stream, uniform
+from .ledger import LedgerError
+from .rng import Stream, uniform_at
 from .world import CAUSE_BATTERY, CAUSE_FAULT, CAUSE_NONE, ORPHANED, RUNNING, World
+
+_S_FAIL, _S_REPAIR = np.uint64(Stream.NODE_FAILURE), np.uint64(Stream.NODE_REPAIR)
+_S_CTRL_FAIL = np.uint64(Stream.CONTROLLER_FAILURE)
+_S_CTRL_REPAIR = np.uint64(Stream.CONTROLLER_REPAIR)
+_ZERO = np.uint64(0)
 
 
 def min_outage_s(cfg: ScenarioConfig) -> float:
@@ -35,46 +42,124 @@ def battery_capacity_j(layout: Layout, cfg: ScenarioConfig) -> np.ndarray:
     return np.where(layout.is_uav, cfg.uav.battery_wh * 3600.0, np.inf)
 
 
+def failure_probability(layout: Layout, cfg: ScenarioConfig) -> np.ndarray:
+    """Per node, the chance that a live node fails within a tick: ``1 - exp(-dt / MTTF)``
+    (exponential time to failure), (N,)."""
+    mttf = np.where(layout.is_uav, cfg.faults.uav_mttf_s, cfg.faults.rsu_mttf_s)
+    return -np.expm1(-cfg.dt_s / mttf)
+
+
+@njit(cache=True)
+def _fail_repair_kernel(
+    key, tick, time_s, node_up, down_cause, down_since_s, repair_at_s, battery_j, slots_used,
+    view_up, last_heartbeat_s, view_load, view_battery, task_state, task_host,
+    task_interrupted_s, node_index, is_uav, p_fail, capacity_j, return_fraction, recharge_s,
+    mttr_s, min_outage, failed_out, repaired_out,
+):  # fmt: skip
+    B, N = node_up.shape
+    T = task_state.shape[1]
+    for b in range(B):
+        now = time_s[b]
+        for n in range(N):
+            failed_out[b, n] = repaired_out[b, n] = False
+            if node_up[b, n]:
+                u_fail = uniform_at(key[b], tick[b], _S_FAIL, node_index[n])
+                fault = u_fail < p_fail[n]
+                flat = is_uav[n] and battery_j[b, n] < return_fraction * capacity_j[n]
+                if fault or flat:  # a fault first; else a UAV leaves to recharge
+                    if fault:
+                        u_repair = uniform_at(key[b], tick[b], _S_REPAIR, node_index[n])
+                        outage = -mttr_s * math.log1p(-u_repair)
+                        down_cause[b, n] = CAUSE_FAULT
+                    else:
+                        outage = recharge_s
+                        down_cause[b, n] = CAUSE_BATTERY
+                    node_up[b, n] = False
+                    down_since_s[b, n] = now
+                    repair_at_s[b, n] = now + max(outage, min_outage)
+                    failed_out[b, n] = True
+            elif repair_at_s[b, n] <= now + 1e-9:  # repaired: (re)joins empty
+                if slots_used[b, n] != 0:
+                    raise LedgerError("register_node: node still holds tasks")
+                node_up[b, n] = True
+                down_cause[b, n] = CAUSE_NONE
+                view_up[b, n] = True
+                last_heartbeat_s[b, n] = now
+                view_load[b, n] = 0.0
+                if is_uav[n]:
+                    battery_j[b, n] = capacity_j[n]
+                    view_battery[b, n] = 1.0
+                repaired_out[b, n] = True
+        # tasks on the hosts that just died stop at once
+        for t in range(T):
+            if task_state[b, t] == RUNNING and failed_out[b, max(task_host[b, t], 0)]:
+                task_interrupted_s[b, t] = now
+
+
 def fail_and_repair(
     world: World, layout: Layout, cfg: ScenarioConfig, node_index: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Random failures, battery returns and repairs. Returns (failed, repaired) masks (B, N)."""
-    fc = cfg.faults
-    now = world.time_s[:, None]
-    key, tick = world.key[:, None], world.tick[:, None]
-    mttf = np.where(layout.is_uav, fc.uav_mttf_s, fc.rsu_mttf_s)
-    p_fail = -np.expm1(-cfg.dt_s / mttf)
-    u_fail = uniform(key, tick, Stream.NODE_FAILURE, node_index)
-    u_repair = uniform(key, tick, Stream.NODE_REPAIR, node_index)
-    cap = battery_capacity_j(layout, cfg)
-    flat = layout.is_uav & (world.battery_j < cfg.uav.return_battery_fraction * cap)
-    up = world.node_up
-    fault = up & (u_fail < p_fail)
-    battery = up & ~fault & flat
-    failed = fault | battery
-    outage = np.where(battery, cfg.uav.recharge_s, -fc.mttr_s * np.log1p(-u_repair))
-    outage = np.maximum(outage, min_outage_s(cfg))
-    world.node_up &= ~failed
-    world.down_cause[:] = np.where(
-        fault, CAUSE_FAULT, np.where(battery, CAUSE_BATTERY, world.down_cause)
-    )
-    world.down_since_s[:] = np.where(failed, now, world.down_since_s)
-    world.repair_at_s[:] = np.where(failed, now + outage, world.repair_at_s)
-
-    # Tasks on the hosts that just died stop at once.
-    host = np.maximum(world.task_host, 0)
-    dead = gather(failed, host) & (world.task_state == RUNNING)
-    world.task_interrupted_s[dead] = np.broadcast_to(now, dead.shape)[dead]
-
-    repaired = ~world.node_up & ~failed & (world.repair_at_s <= now + 1e-9)
-    if repaired.any():
-        world.node_up |= repaired
-        world.down_cause[repaired] = CAUSE_NONE
-        world.battery_j[:] = np.where(repaired & layout.is_uav, cap, world.battery_j)
-        e, n = np.nonzero(repaired)
-        ledger.register_node(world, e, n)
-        world.view_battery[e, n] = np.where(layout.is_uav[n], 1.0, world.view_battery[e, n])
+    w, fc = world, cfg.faults
+    failed, repaired = np.empty(w.node_up.shape, bool), np.empty(w.node_up.shape, bool)
+    _fail_repair_kernel(
+        w.key, w.tick, w.time_s, w.node_up, w.down_cause, w.down_since_s, w.repair_at_s,
+        w.battery_j, w.slots_used, w.view_up, w.last_heartbeat_s, w.view_load, w.view_battery,
+        w.task_state, w.task_host, w.task_interrupted_s, np.ravel(node_index), layout.is_uav,
+        failure_probability(layout, cfg), battery_capacity_j(layout, cfg),
+        float(cfg.uav.return_battery_fraction), float(cfg.uav.recharge_s), float(fc.mttr_s),
+        float(min_outage_s(cfg)), failed, repaired,
+    )  # fmt: skip
     return failed, repaired
+
+
+@njit(cache=True)
+def _heartbeat_kernel(
+    time_s, node_up, last_heartbeat_s, view_up, view_load, view_battery, battery_j,
+    slots_used, slots_reserved, max_jobs, is_uav, capacity_j, interval_s, misses,
+    task_state, task_host, task_mig_target, task_orphaned_s, task_interrupted_s, node_lost,
+    failures, last_failure_s, declared_out,
+):  # fmt: skip
+    B, N = node_up.shape
+    T = task_state.shape[1]
+    for b in range(B):
+        now = time_s[b]
+        any_declared = False
+        for n in range(N):
+            # live nodes that are due report their load and battery
+            if node_up[b, n] and now - last_heartbeat_s[b, n] >= interval_s - 1e-9:
+                last_heartbeat_s[b, n] = now
+                view_up[b, n] = True
+                view_load[b, n] = (slots_used[b, n] + slots_reserved[b, n]) / max_jobs[n]
+                view_battery[b, n] = battery_j[b, n] / capacity_j[n] if is_uav[n] else 1.0
+            silent = now - last_heartbeat_s[b, n] > misses * interval_s + 1e-9
+            declared_out[b, n] = view_up[b, n] and silent
+            any_declared |= declared_out[b, n]
+        if not any_declared:
+            continue
+        for t in range(T):
+            host = task_host[b, t]
+            if host < 0 or not declared_out[b, host]:
+                continue
+            # the controller learns of the lost rows now, not when the node died
+            node_lost[b, host] += 1
+            target = task_mig_target[b, t]  # the ledger's release, with any reservation
+            if target >= 0:
+                slots_reserved[b, target] -= 1
+                task_mig_target[b, t] = -1
+            slots_used[b, host] -= 1
+            task_host[b, t] = -1
+            task_state[b, t] = ORPHANED
+            task_orphaned_s[b, t] = now
+            # dispatched to the node after it died (unknown to the controller): the
+            # interruption is dated from detection, the first moment it is known
+            if np.isnan(task_interrupted_s[b, t]):
+                task_interrupted_s[b, t] = now
+        for n in range(N):
+            if declared_out[b, n]:
+                view_up[b, n] = False
+                failures[b, n] += 1
+                last_failure_s[b, n] = now
 
 
 def heartbeats_and_detection(world: World, layout: Layout, cfg: ScenarioConfig) -> np.ndarray:
@@ -82,33 +167,16 @@ def heartbeats_and_detection(world: World, layout: Layout, cfg: ScenarioConfig) 
 
     Returns the (B, N) mask of nodes declared down this tick.
     """
-    fc = cfg.faults
-    now = world.time_s[:, None]
-    due = (now - world.last_heartbeat_s) >= fc.heartbeat_interval_s - 1e-9
-    beating = world.node_up & due
-    load = (world.slots_used + world.slots_reserved) / layout.max_jobs
-    cap = battery_capacity_j(layout, cfg)
-    battery = np.where(layout.is_uav, world.battery_j / np.where(layout.is_uav, cap, 1.0), 1.0)
-    ledger.heartbeat(world, beating, load, battery)
-    silent = now - world.last_heartbeat_s > fc.heartbeat_misses * fc.heartbeat_interval_s + 1e-9
-    declared = world.view_up & silent
-    if declared.any():
-        host = np.maximum(world.task_host, 0)
-        lost = gather(declared, host) & (world.task_host >= 0)
-        e, t = np.nonzero(lost)
-        # the controller learns of the lost rows now, not when the node died
-        B, N = world.node_up.shape
-        world.node_lost += ledger.node_counts(e, world.task_host[e, t], B, N)
-        ledger.release(world, e, t)
-        world.task_state[e, t] = ORPHANED
-        world.task_orphaned_s[e, t] = world.time_s[e]
-        # Dispatched to the node after it died (unknown to the controller): the
-        # interruption is dated from detection, the first moment it is known.
-        unset = np.isnan(world.task_interrupted_s[e, t])
-        world.task_interrupted_s[e[unset], t[unset]] = world.time_s[e[unset]]
-        world.view_up &= ~declared
-        world.failures += declared
-        world.last_failure_s[:] = np.where(declared, now, world.last_failure_s)
+    w, fc = world, cfg.faults
+    declared = np.empty(w.node_up.shape, bool)
+    _heartbeat_kernel(
+        w.time_s, w.node_up, w.last_heartbeat_s, w.view_up, w.view_load, w.view_battery,
+        w.battery_j, w.slots_used, w.slots_reserved, layout.max_jobs, layout.is_uav,
+        battery_capacity_j(layout, cfg), float(fc.heartbeat_interval_s),
+        float(fc.heartbeat_misses), w.task_state, w.task_host, w.task_mig_target,
+        w.task_orphaned_s, w.task_interrupted_s, w.node_lost, w.failures, w.last_failure_s,
+        declared,
+    )  # fmt: skip
     return declared
 
 
@@ -116,6 +184,25 @@ def expired_orphans(world: World, cfg: ScenarioConfig) -> np.ndarray:
     """Orphans past ``orphan_timeout_s``: the (B, T) mask of tasks to drop."""
     waited = world.time_s[:, None] - world.task_orphaned_s
     return (world.task_state == ORPHANED) & (waited >= cfg.faults.orphan_timeout_s - 1e-9)
+
+
+@njit(cache=True)
+def _controller_kernel(
+    key, tick, time_s, ctrl_up, ctrl_down_since_s, ctrl_elected_s, dt_s, p_fail, mttr_s,
+    election_delay_s, failed_out, elected_out,
+):  # fmt: skip
+    for b in range(ctrl_up.shape[0]):
+        end = time_s[b] + dt_s
+        elected = not ctrl_up[b] and ctrl_elected_s[b] <= end + 1e-9
+        failed = ctrl_up[b] and uniform_at(key[b], tick[b], _S_CTRL_FAIL, _ZERO) < p_fail
+        if failed:
+            u_repair = uniform_at(key[b], tick[b], _S_CTRL_REPAIR, _ZERO)
+            ctrl_down_since_s[b] = end
+            ctrl_elected_s[b] = end + (-mttr_s * math.log1p(-u_repair) + election_delay_s)
+            ctrl_up[b] = False
+        elif elected:
+            ctrl_up[b] = True
+        failed_out[b], elected_out[b] = failed, elected
 
 
 def controller_fail_and_elect(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -128,20 +215,13 @@ def controller_fail_and_elect(world: World, cfg: ScenarioConfig) -> tuple[np.nda
     again once a leader is elected, ``election_delay_s`` later. An outage covers at
     least one tick. Returns the (B,) masks (failed, elected) of this tick.
     """
-    fc = cfg.faults
-    B = world.ctrl_up.shape[0]
-    if not fc.controller_outages:
-        none = np.zeros(B, dtype=bool)
-        return none, none
-    end = world.time_s + cfg.dt_s
-    zero = np.zeros(1, dtype=np.uint64)
-    u_fail = uniform(world.key[:, None], world.tick[:, None], Stream.CONTROLLER_FAILURE, zero)
-    u_rep = uniform(world.key[:, None], world.tick[:, None], Stream.CONTROLLER_REPAIR, zero)
-    u_fail, u_rep = u_fail[:, 0], u_rep[:, 0]
-    elected = ~world.ctrl_up & (world.ctrl_elected_s <= end + 1e-9)
-    failed = world.ctrl_up & (u_fail < -np.expm1(-cfg.dt_s / fc.controller_mttf_s))
-    outage = -fc.controller_mttr_s * np.log1p(-u_rep) + fc.election_delay_s
-    world.ctrl_up[:] = (world.ctrl_up & ~failed) | elected
-    world.ctrl_down_since_s[:] = np.where(failed, end, world.ctrl_down_since_s)
-    world.ctrl_elected_s[:] = np.where(failed, end + outage, world.ctrl_elected_s)
+    w, fc = world, cfg.faults
+    B = w.ctrl_up.shape[0]
+    failed, elected = np.zeros(B, bool), np.zeros(B, bool)
+    if fc.controller_outages:
+        _controller_kernel(
+            w.key, w.tick, w.time_s, w.ctrl_up, w.ctrl_down_since_s, w.ctrl_elected_s,
+            float(cfg.dt_s), float(-np.expm1(-cfg.dt_s / fc.controller_mttf_s)),
+            float(fc.controller_mttr_s), float(fc.election_delay_s), failed, elected,
+        )  # fmt: skip
     return failed, elected
