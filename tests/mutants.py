@@ -54,6 +54,7 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_formulas.py",
         "tests/test_highway.py",
         "tests/test_radio_mobility.py",
+        "tests/test_layout_geometry.py",
     ],
     "compute": ["tests/test_sessions_pinned.py", "tests/test_pinned.py", "tests/test_formulas.py"],
     "ledger": ["tests/test_ledger.py"],

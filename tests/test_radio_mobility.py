@@ -117,6 +117,58 @@ def test_rate_decreases_with_distance():
     assert np.all(np.diff(rate[0]) < 0)
 
 
+# ------------------------------------------------------------ access links (mutants)
+# Written against radio mutants that survived `make mutants`: nodes off the x axis,
+# down nodes as interferers, an interferer as strong as the signal, float errors.
+
+
+def test_ground_distance_is_the_same_in_every_direction():
+    """A node at (500, 500) with its antenna at vehicle height (d = ground distance):
+    vehicles 100 m away along +x, +y, -x, -y and the diagonal (60, 80) all get
+    PL = 38 + 28*log10(100) = 94 dB, P_rx = 33 - 94 = -61 dBm, SNR = -61 + 101 = 40 dB
+    = 1e4, rate = 20*log2(1 + 1e4); 200 m away along y is outside its 150 m."""
+    lay = two_node_layout([[500, 500, 0], [1500, 1500, 0]], [150, 150])
+    xs = [600.0, 500.0, 400.0, 500.0, 560.0, 500.0]
+    ys = [500.0, 600.0, 500.0, 400.0, 580.0, 700.0]
+    access, rate = links(lay, xs, ys)
+    assert access[0].tolist() == [0, 0, 0, 0, 0, -1]
+    np.testing.assert_allclose(rate[0, :5], 20.0 * np.log2(1.0 + 1e4), rtol=1e-9)
+    assert rate[0, 5] == 0.0
+
+
+def test_a_down_node_does_not_interfere():
+    """Node 1 above the vehicle is down: it sends nothing, so the rate is the
+    interference-free one of test_access_link_rate_hand_value_without_interference."""
+    lay = two_node_layout([[0, 0, 10], [0, 0, 1000]], [700, 700])
+    cfg = RadioConfig(interference_factor=0.05)
+    access, rate = links(lay, [0.0], [0.0], up=[True, False], radio_cfg=cfg)
+    assert access[0, 0] == 0
+    # SNR = -33 - (-101) = 68 dB ; 20*log2(1 + 10^6.8) = 451.782
+    assert rate[0, 0] == pytest.approx(451.782, rel=1e-5)
+
+
+def test_an_interferer_as_strong_as_the_signal():
+    """A vehicle halfway between two equal nodes (d = 100 m each, antennas at vehicle
+    height): signal s = -61 dBm and interference 0.05 * s, noise -101 dBm = 1e-4 * s:
+    SINR = 1 / (1e-4 + 0.05) = 19.96, rate = 20*log2(20.96) = 87.79 Mbps."""
+    lay = two_node_layout([[0, 0, 0], [200, 0, 0]], [150, 150])
+    access, rate = links(lay, [100.0], [0.0], radio_cfg=RadioConfig(interference_factor=0.05))
+    assert access[0, 0] in (0, 1)
+    assert rate[0, 0] == pytest.approx(20.0 * np.log2(1.0 + 1.0 / (1e-4 + 0.05)), rel=1e-9)
+
+
+def test_access_links_raise_no_floating_point_errors():
+    """Inactive vehicles, out-of-range and down nodes are masked without a division by
+    zero or an invalid value (the simulator calls this every tick)."""
+    lay = two_node_layout([[0, 0, 10], [1000, 0, 10]], [700, 700])
+    with np.errstate(divide="raise", invalid="raise", over="raise"):
+        access, rate = links(
+            lay, [100.0, 100.0, 5000.0], [0.0] * 3, active=[True, False, True], up=[True, False]
+        )
+    assert access[0].tolist() == [0, -1, -1]
+    assert rate[0, 0] > 0 and rate[0, 1] == 0.0 and rate[0, 2] == 0.0
+
+
 # --------------------------------------------------------------------------- mobility
 
 BLOCK = 250.0

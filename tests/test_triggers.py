@@ -222,3 +222,68 @@ def test_trigger_codes_are_distinct_and_index_the_statistics():
     report every trigger by name."""
     assert sorted(int(t) for t in Trigger) == list(range(len(Trigger)))
     assert Trigger.NONE == 0
+
+
+# ------------------------------------------------- codes and guards (mutants, 2nd round)
+# Against trigger mutants that survived the first round: a code made an alias of
+# another, and the guards against division by zero (threshold 1, battery threshold 0,
+# no RSU at all), which only change the result by a floating-point error.
+
+NO_FLOAT_ERRORS = {"divide": "raise", "invalid": "raise", "over": "raise"}
+
+
+def test_trigger_codes_are_the_documented_ones():
+    """MODEL.md section 8.2: the codes 0..7 in this order are an interface (events,
+    ``mig_trigger``, the statistics' trigger distribution); no two triggers share one."""
+    assert {t.name: int(t) for t in Trigger} == {
+        "NONE": 0,
+        "RSU_OVERLOAD": 1,
+        "UAV_BATTERY": 2,
+        "UAV_OVERLOAD": 3,
+        "MOBILITY": 4,
+        "CONGESTION": 5,
+        "FAILOVER": 6,
+        "POLICY": 7,
+    }
+    assert Trigger.POLICY is not Trigger.FAILOVER
+
+
+def test_overload_threshold_one_never_fires_and_never_divides_by_zero():
+    """Threshold 1 (the top of its range): 1 - 1 = 0 is never a divisor, and no load up
+    to full (1.0) is above it."""
+    with np.errstate(**NO_FLOAT_ERRORS):
+        got = overload_urgency(np.array([0.0, 0.5, 1.0]), 1.0)
+        cfg = MigrationConfig(rsu_overload_threshold=1.0, uav_overload_threshold=1.0)
+        # mean RSU load 0.5 <= 0.7: thresholds stay at 1
+        code, urgency, thr = _analyse([1.0, 0.5, 0.0, 1.0], cfg=cfg)
+    np.testing.assert_array_equal(got, [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(thr[0], [1.0, 1.0, 1.0, 1.0])
+    assert code[0].tolist() == [Trigger.NONE] * 4
+    np.testing.assert_array_equal(urgency[0], [0.0] * 4)
+
+
+def test_battery_threshold_zero_disables_without_dividing_by_zero():
+    """Battery threshold 0 turns the UAV_BATTERY trigger off (no battery is below 0),
+    without computing (0 - b) / 0."""
+    with np.errstate(**NO_FLOAT_ERRORS):
+        got = battery_urgency(np.array([0.0, 0.05, 1.0]), 0.0)
+        code, urgency, _ = _analyse(
+            [0.1] * 4, battery=[1, 1, 1, 0.0], cfg=MigrationConfig(battery_threshold=0.0)
+        )
+    np.testing.assert_array_equal(got, [0.0, 0.0, 0.0])
+    assert code[0, 3] == Trigger.NONE and urgency[0, 3] == 0.0
+
+
+def test_without_rsus_the_thresholds_stay_static():
+    """A UAV-only layout (rsu.count = 0 is allowed): the mean RSU load over no RSU is 0,
+    not 0 / 0, so the UAV threshold stays 0.7 even when every UAV is full."""
+    is_uav = np.array([True, True])
+    ones = np.ones((1, 2))
+    with np.errstate(**NO_FLOAT_ERRORS):
+        code, urgency, thr = analyse(
+            np.array([[1.0, 0.85]]), ones, is_uav, ones > 0, 0 * ones, 0 * ones, MigrationConfig()
+        )
+    np.testing.assert_allclose(thr[0], [0.7, 0.7])
+    # (1.0 - 0.7) / 0.3 = 1 ; (0.85 - 0.7) / 0.3 = 0.5
+    np.testing.assert_allclose(urgency[0], [1.0, 0.5], atol=1e-12)
+    assert code[0].tolist() == [Trigger.UAV_OVERLOAD, Trigger.UAV_OVERLOAD]
