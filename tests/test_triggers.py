@@ -32,8 +32,8 @@ def test_overload_urgency_hand_values(load, thr, expected):
     assert overload_urgency(load, thr) == pytest.approx(expected, abs=1e-12)
 
 
-def test_overload_urgency_vectorised_and_threshold_one():
-    got = overload_urgency(np.array([0.0, 0.81, 0.95]), np.array([0.8, 0.8, 0.9]))
+def test_overload_urgency_more_values_and_threshold_one():
+    got = [overload_urgency(x, t) for x, t in [(0.0, 0.8), (0.81, 0.8), (0.95, 0.9)]]
     # 0 ; 0.01/0.2 = 0.05 ; 0.05/0.1 = 0.5
     np.testing.assert_allclose(got, [0.0, 0.05, 0.5], atol=1e-12)
     # threshold 1: never above it, no division by zero
@@ -45,11 +45,13 @@ def test_overload_urgency_vectorised_and_threshold_one():
 
 def test_dynamic_threshold_hand_values():
     cfg = MigrationConfig()
-    assert dynamic_threshold(0.8, 0.75, cfg) == pytest.approx(0.72)  # 0.8 * 0.9 (0.75 > 0.7)
-    assert dynamic_threshold(0.8, 0.7, cfg) == pytest.approx(0.8)  # 0.7 is not > 0.7
-    assert dynamic_threshold(0.8, 0.3, cfg) == pytest.approx(0.8)
-    assert dynamic_threshold(0.7, 0.9, cfg) == pytest.approx(0.63)  # UAV: 0.7 * 0.9
-    got = dynamic_threshold(0.8, np.array([0.69, 0.71, 1.0]), cfg)
+    level, factor = cfg.dynamic_threshold_load, cfg.dynamic_threshold_factor
+    assert (level, factor) == (0.7, 0.9)
+    assert dynamic_threshold(0.8, 0.75, level, factor) == pytest.approx(0.72)  # 0.75 > 0.7
+    assert dynamic_threshold(0.8, 0.7, level, factor) == pytest.approx(0.8)  # 0.7 is not > 0.7
+    assert dynamic_threshold(0.8, 0.3, level, factor) == pytest.approx(0.8)
+    assert dynamic_threshold(0.7, 0.9, level, factor) == pytest.approx(0.63)  # UAV: 0.7 * 0.9
+    got = [dynamic_threshold(0.8, m, level, factor) for m in (0.69, 0.71, 1.0)]
     np.testing.assert_allclose(got, [0.8, 0.72, 0.72])
 
 
@@ -252,7 +254,7 @@ def test_overload_threshold_one_never_fires_and_never_divides_by_zero():
     """Threshold 1 (the top of its range): 1 - 1 = 0 is never a divisor, and no load up
     to full (1.0) is above it."""
     with np.errstate(**NO_FLOAT_ERRORS):
-        got = overload_urgency(np.array([0.0, 0.5, 1.0]), 1.0)
+        got = [overload_urgency(x, 1.0) for x in (0.0, 0.5, 1.0)]
         cfg = MigrationConfig(rsu_overload_threshold=1.0, uav_overload_threshold=1.0)
         # mean RSU load 0.5 <= 0.7: thresholds stay at 1
         code, urgency, thr = _analyse([1.0, 0.5, 0.0, 1.0], cfg=cfg)
@@ -266,7 +268,7 @@ def test_battery_threshold_zero_disables_without_dividing_by_zero():
     """Battery threshold 0 turns the UAV_BATTERY trigger off (no battery is below 0),
     without computing (0 - b) / 0."""
     with np.errstate(**NO_FLOAT_ERRORS):
-        got = battery_urgency(np.array([0.0, 0.05, 1.0]), 0.0)
+        got = [battery_urgency(x, 0.0) for x in (0.0, 0.05, 1.0)]
         code, urgency, _ = _analyse(
             [0.1] * 4, battery=[1, 1, 1, 0.0], cfg=MigrationConfig(battery_threshold=0.0)
         )

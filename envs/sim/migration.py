@@ -40,40 +40,12 @@ from .arrays import gather, rank_within
 from .config import ScenarioConfig
 from .layout import Layout
 from .rng import Stream, uniform
-from .triggers import Trigger, analyse
+from .triggers import Trigger, node_triggers
 from .world import KIND_SESSION, ORPHANED, RUNNING, World
 
 AFFINITY_PRIORITY = 2.0  # above any seed 000 priority (<= 1), below a priority level gap (3)
 SESSION_PRIORITY = 1.0  # attached sessions before attached tasks (migrations only)
 MAX_BACKOFF_DOUBLINGS = 20  # backoff cap: cooldown_s * 2**20 (121 days at 10 s), no overflow
-
-
-def mobility_features(world: World, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
-    """Per node: share of hosted tasks whose vehicle is attached elsewhere, and the
-    mean over hosted tasks of the backhaul hops from the vehicle's access node to
-    the node (0 for vehicles attached to it or detached). (B, N) each."""
-    B, N = world.slots_used.shape
-    env, task = np.nonzero(world.task_state == RUNNING)
-    host = world.task_host[env, task]
-    veh = world.task_vehicle[env, task]
-    access = world.veh_access[env, veh]
-    attached = (access >= 0) & world.veh_active[env, veh]
-    hops = np.where(attached, layout.hops[np.maximum(access, 0), host], 0)
-    away = (~attached) | (access != host)
-    idx = env * N + host
-    n = np.bincount(idx, minlength=B * N).reshape(B, N)
-    n_away = np.bincount(idx, weights=away, minlength=B * N).reshape(B, N)
-    hop_sum = np.bincount(idx, weights=hops, minlength=B * N).reshape(B, N)
-    denom = np.maximum(n, 1)
-    return n_away / denom, hop_sum / denom
-
-
-def node_triggers(world: World, layout: Layout, cfg: ScenarioConfig):
-    """Seed 000 trigger code, urgency and threshold of each node from the controller's view."""
-    away, hops = mobility_features(world, layout)
-    return analyse(
-        world.view_load, world.view_battery, layout.is_uav, world.view_up, away, hops, cfg.migration
-    )
 
 
 def candidate_source(world: World) -> tuple[np.ndarray, np.ndarray]:
@@ -178,7 +150,7 @@ def apply_decisions(
     go = wants & chosen
     target_of = actions - 1  # (B, N)
 
-    code, urgency, _ = node_triggers(world, layout, cfg)
+    code, urgency, *_ = node_triggers(world, layout, cfg)
     source, orphan = candidate_source(world)
     src0 = np.maximum(source, 0)
     tgt = gather(target_of, src0)

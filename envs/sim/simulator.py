@@ -45,6 +45,7 @@ from .config import ScenarioConfig
 from .layout import Layout, build_layout
 from .rng import Stream, uniform
 from .stats import Counters, EventLog
+from .triggers import node_triggers
 from .world import (
     FREE,
     KIND_SESSION,
@@ -183,7 +184,7 @@ class Simulator:
         migration_cost = dec["started_cost"]
         if w.retry_pending.any():
             # triggers again: this tick's failovers changed what the nodes host
-            code, urgency, _ = migration.node_triggers(w, lay, cfg)
+            code, urgency, *_ = node_triggers(w, lay, cfg)
             ret = migration.start_retries(w, lay, cfg, code, urgency)
             c.migration_retries += ret["started"].sum(1)
             self._count_started(ret["started"], ret["started_cost"], now, "migration_retry")

@@ -13,8 +13,10 @@ from __future__ import annotations
 from enum import IntEnum
 
 import numpy as np
+from numba import njit
 
 from .config import MigrationConfig
+from .world import RUNNING
 
 
 class Trigger(IntEnum):
@@ -28,27 +30,101 @@ class Trigger(IntEnum):
     POLICY = 7  # the controller moved tasks with no trigger active
 
 
-def dynamic_threshold(base: float, mean_rsu_load: np.ndarray, cfg: MigrationConfig) -> np.ndarray:
-    """Seed 000: overload thresholds drop to ``factor * base`` while mean RSU load > 0.7."""
-    mean_rsu_load = np.asarray(mean_rsu_load, dtype=np.float64)
-    busy = mean_rsu_load > cfg.dynamic_threshold_load
-    return np.where(busy, base * cfg.dynamic_threshold_factor, base)
+def trigger_params(cfg: MigrationConfig) -> np.ndarray:
+    """Seed 000's trigger settings as the kernels take them (:data:`P_*` indices)."""
+    return np.array(
+        [
+            cfg.rsu_overload_threshold,
+            cfg.uav_overload_threshold,
+            cfg.battery_threshold,
+            cfg.dynamic_threshold_load,
+            cfg.dynamic_threshold_factor,
+            cfg.mobility_trigger_fraction,
+            cfg.congestion_hops,
+        ],
+        dtype=np.float64,
+    )
 
 
-def overload_urgency(load: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+P_RSU_THR, P_UAV_THR, P_BATTERY_THR, P_DYN_LOAD, P_DYN_FACTOR, P_MOBILITY, P_HOPS = range(7)
+_FAILOVER = int(Trigger.FAILOVER)
+
+
+@njit(cache=True)
+def dynamic_threshold(base: float, mean_rsu_load: float, load_level: float, factor: float):
+    """Seed 000: an overload threshold drops to ``factor * base`` while the mean RSU load
+    is above ``load_level`` (0.7; factor 0.9)."""
+    return base * factor if mean_rsu_load > load_level else base
+
+
+@njit(cache=True)
+def overload_urgency(load: float, threshold: float) -> float:
     """Seed 000: ``(load - threshold) / (1 - threshold)`` above the threshold, else 0."""
-    load = np.asarray(load, dtype=np.float64)
-    threshold = np.asarray(threshold, dtype=np.float64)
-    span = np.maximum(1.0 - threshold, 1e-9)
-    return np.where(load > threshold, np.clip((load - threshold) / span, 0.0, 1.0), 0.0)
+    if load <= threshold:
+        return 0.0
+    return min(max((load - threshold) / max(1.0 - threshold, 1e-9), 0.0), 1.0)
 
 
-def battery_urgency(battery: np.ndarray, threshold: float) -> np.ndarray:
-    """UAV battery term: ``(threshold - battery) / threshold`` below the threshold, else 0."""
-    battery = np.asarray(battery, dtype=np.float64)
-    if threshold <= 0:
-        return np.zeros_like(battery)
-    return np.where(battery < threshold, np.clip((threshold - battery) / threshold, 0, 1), 0.0)
+@njit(cache=True)
+def battery_urgency(battery: float, threshold: float) -> float:
+    """UAV battery term: ``(threshold - battery) / threshold`` below the threshold, else 0
+    (threshold 0 turns the trigger off)."""
+    if threshold <= 0 or battery >= threshold:
+        return 0.0
+    return min(max((threshold - battery) / threshold, 0.0), 1.0)
+
+
+@njit(cache=True)
+def node_trigger(load, battery, is_uav, up, away, hops, mean_rsu_load, p):
+    """Trigger code, urgency and overload threshold of one node: the trigger of highest
+    urgency (ties in the order of :class:`Trigger`), FAILOVER with urgency 1 for a node
+    believed down."""
+    base = p[P_UAV_THR] if is_uav else p[P_RSU_THR]
+    thr = dynamic_threshold(base, mean_rsu_load, p[P_DYN_LOAD], p[P_DYN_FACTOR])
+    if not up:
+        return _FAILOVER, 1.0, thr
+    over = overload_urgency(load, thr)
+    congestion = p[P_HOPS]
+    best, urgency = 0, 0.0
+    for k in range(5):  # RSU_OVERLOAD, UAV_BATTERY, UAV_OVERLOAD, MOBILITY, CONGESTION
+        if k == 0:
+            u = 0.0 if is_uav else over
+        elif k == 1:
+            u = battery_urgency(battery, p[P_BATTERY_THR]) if is_uav else 0.0
+        elif k == 2:
+            u = over if is_uav else 0.0
+        elif k == 3:
+            u = away if away >= p[P_MOBILITY] else 0.0
+        else:
+            u = 0.0
+            if hops > congestion:
+                u = min(max((hops - congestion) / max(congestion, 1.0), 0.0), 1.0)
+        if u > urgency:
+            best, urgency = k + 1, u
+    return best, urgency, thr
+
+
+@njit(cache=True)
+def mean_rsu_load(load, is_uav):
+    """Mean load over the RSUs of one environment (0 without RSUs)."""
+    total, n_rsu = 0.0, 0
+    for n in range(load.shape[0]):
+        if not is_uav[n]:
+            total += load[n]
+            n_rsu += 1
+    return total / max(n_rsu, 1)
+
+
+@njit(cache=True)
+def _analyse_kernel(load, battery, is_uav, view_up, away, hops, p, code, urgency, thr):
+    B, N = load.shape
+    for b in range(B):
+        rsu_load = mean_rsu_load(load[b], is_uav)
+        for n in range(N):
+            code[b, n], urgency[b, n], thr[b, n] = node_trigger(
+                load[b, n], battery[b, n], is_uav[n], view_up[b, n], away[b, n], hops[b, n],
+                rsu_load, p,
+            )  # fmt: skip
 
 
 def analyse(
@@ -70,32 +146,69 @@ def analyse(
         away_fraction: share of the node's tasks whose vehicle is attached elsewhere.
         mean_hops: mean over hosted tasks of the hops from the vehicle's access node.
     """
-    rsu = ~is_uav
-    n_rsu = max(int(rsu.sum()), 1)
-    mean_rsu_load = (load * rsu).sum(-1, keepdims=True) / n_rsu
-    thr = np.where(
-        is_uav,
-        dynamic_threshold(cfg.uav_overload_threshold, mean_rsu_load, cfg),
-        dynamic_threshold(cfg.rsu_overload_threshold, mean_rsu_load, cfg),
-    )
-    over = overload_urgency(load, thr)
-    candidates = np.stack(
-        [
-            np.where(rsu, over, 0.0),
-            np.where(is_uav, battery_urgency(battery, cfg.battery_threshold), 0.0),
-            np.where(is_uav, over, 0.0),
-            np.where(away_fraction >= cfg.mobility_trigger_fraction, away_fraction, 0.0),
-            np.where(
-                mean_hops > cfg.congestion_hops,
-                np.clip((mean_hops - cfg.congestion_hops) / max(cfg.congestion_hops, 1.0), 0, 1),
-                0.0,
-            ),
-        ],
-        axis=-1,
-    )
-    best = np.argmax(candidates, axis=-1)
-    urgency = np.take_along_axis(candidates, best[..., None], axis=-1)[..., 0]
-    code = np.where(urgency > 0, best + 1, Trigger.NONE)
-    code = np.where(view_up, code, Trigger.FAILOVER)
-    urgency = np.where(view_up, urgency, 1.0)
-    return code.astype(np.int8), urgency, thr
+    load = np.asarray(load, np.float64)
+    shape = load.shape
+
+    def full(a, dtype):
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype), shape))
+
+    code, urgency, thr = np.empty(shape, np.int8), np.empty(shape), np.empty(shape)
+    _analyse_kernel(
+        load, full(battery, np.float64), np.asarray(is_uav, np.bool_), full(view_up, np.bool_),
+        full(away_fraction, np.float64), full(mean_hops, np.float64), trigger_params(cfg),
+        code, urgency, thr,
+    )  # fmt: skip
+    return code, urgency, thr
+
+
+@njit(cache=True)
+def _node_triggers_kernel(
+    task_state, task_host, task_vehicle, veh_access, veh_active, hops, view_load, view_battery,
+    is_uav, view_up, p, code, urgency, thr, away_out, hops_out,
+):  # fmt: skip
+    B, T = task_state.shape
+    N = view_load.shape[1]
+    n_hosted = np.empty(N)
+    for b in range(B):
+        n_hosted[:] = 0.0
+        away_out[b, :] = 0.0
+        hops_out[b, :] = 0.0
+        for t in range(T):  # mobility features of the running rows, by host
+            if task_state[b, t] != RUNNING:
+                continue
+            host = task_host[b, t]
+            v = task_vehicle[b, t]
+            access = veh_access[b, v]
+            attached = access >= 0 and veh_active[b, v]
+            n_hosted[host] += 1.0
+            if attached:
+                hops_out[b, host] += hops[access, host]
+            if not attached or access != host:
+                away_out[b, host] += 1.0
+        for n in range(N):
+            away_out[b, n] /= max(n_hosted[n], 1.0)
+            hops_out[b, n] /= max(n_hosted[n], 1.0)
+        rsu_load = mean_rsu_load(view_load[b], is_uav)
+        for n in range(N):
+            code[b, n], urgency[b, n], thr[b, n] = node_trigger(
+                view_load[b, n], view_battery[b, n], is_uav[n], view_up[b, n], away_out[b, n],
+                hops_out[b, n], rsu_load, p,
+            )  # fmt: skip
+
+
+def node_triggers(world, layout, cfg) -> tuple[np.ndarray, ...]:
+    """Seed 000 trigger code, urgency and threshold of each node from the controller's view,
+    and the mobility features they use: the share of a node's running rows whose vehicle
+    is attached elsewhere (or to nothing) and the mean hops from those vehicles' access
+    nodes to it (0 for a detached vehicle). (B, N) each: code, urgency, threshold, away,
+    mean hops."""
+    w = world
+    shape = w.view_load.shape
+    code = np.empty(shape, np.int8)
+    urgency, thr, away, hops = (np.empty(shape) for _ in range(4))
+    _node_triggers_kernel(
+        w.task_state, w.task_host, w.task_vehicle, w.veh_access, w.veh_active, layout.hops,
+        w.view_load, w.view_battery, layout.is_uav, w.view_up, trigger_params(cfg.migration),
+        code, urgency, thr, away, hops,
+    )  # fmt: skip
+    return code, urgency, thr, away, hops

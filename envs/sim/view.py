@@ -16,8 +16,8 @@ import numpy as np
 
 from .arrays import gather
 from .layout import Layout
-from .migration import mobility_features, node_triggers
 from .simulator import Simulator
+from .triggers import node_triggers
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,7 @@ def controller_view(sim: Simulator) -> ControllerView:
     w, lay, cfg = sim.world, sim.layout, sim.cfg
     B, N = w.slots_used.shape
     now = w.time_s[:, None]
-    code, urgency, thr = node_triggers(w, lay, cfg)
-    away, hops = mobility_features(w, lay)
+    code, urgency, thr, away, hops = node_triggers(w, lay, cfg)
     e, v = np.nonzero(w.veh_active & (w.veh_access >= 0))
     attached = np.bincount(e * N + w.veh_access[e, v], minlength=B * N).reshape(B, N)
     access = gather(w.veh_access, w.task_vehicle)
