@@ -100,6 +100,52 @@ def test_a_failover_takes_the_closer_deadline_first_within_a_priority_level():
     assert probe.task_state[0, far] == ORPHANED
 
 
+def test_an_offload_takes_the_closer_deadline_first_at_time_zero():
+    """The first decision (t = 0): RSU 0 offloads to RSU 1 (no vehicle attached to it)
+    one of two tasks, 0.5 / max(1, remaining) = 0.1 for 5 s left, 0.005 for 100 s left."""
+    sim = quiet_sim(ONE_PER_MOVE, warmup=0)
+    assert sim.world.time_s[0] == 0.0
+    park(sim, 0, 0)
+    far = place(sim, veh=0, host=0, service=SERVICE_RSUS, deadline_s=100.0)
+    close = place(sim, veh=0, host=0, service=SERVICE_RSUS, deadline_s=5.0)
+    assert far < close  # a tie would go to the far one
+    probe, out = _decide(sim, n0=1)
+    assert out["started"][0, 0]
+    assert probe.task_mig_target[0, close] == 1 and probe.task_mig_target[0, far] == -1
+
+
+def test_two_sources_share_a_target_lower_source_first_whatever_the_priority():
+    """RSUs 0 and 1 both move a task to RSU 2, which has one free slot (2 slots, one
+    taken). RSU 1's task is attached to RSU 2 (priority above 2), RSU 0's is not (at most
+    1): the admission key 1000 * source - priority still admits RSU 0's first."""
+    sim = quiet_sim({"rsu.max_jobs": 2})
+    park(sim, 0, 0)
+    park(sim, 1, 2)
+    low = place(sim, veh=0, host=0, service=SERVICE_RSUS)
+    high = place(sim, veh=1, host=1, service=SERVICE_RSUS)
+    place(sim, veh=1, host=2, service=SERVICE_RSUS)
+    probe, out = _decide(sim, n0=2, n1=2)
+    assert list(out["started"][0]) == [True, False, False, False]
+    assert probe.task_mig_target[0, low] == 2 and probe.task_mig_target[0, high] == -1
+
+
+def test_a_failover_restores_a_replica_kept_on_rsu_0_over_its_own_hops():
+    """Orphan of RSU 1 (declared down) with its replica on RSU 0, failed over to RSU 2:
+    restore delay 8 * 10 MB / 100 Mbps + hops(0, 2) = 1 x 5 ms = 0.805 s."""
+    sim = quiet_sim()
+    w, lay = sim.world, sim.layout
+    park(sim, 0, 2)
+    t = place(sim, veh=0, host=1, service=SERVICE_RSUS, state=ORPHANED, backup=0, replica=4e10)
+    w.node_up[0, 1] = False
+    w.repair_at_s[0, 1] = 1e12
+    w.view_up[0, 1] = False
+    assert lay.hops[0, 2] == 1 and lay.hops[1, 2] == 2
+    probe, out = _decide(sim, n1=2)
+    assert probe.task_host[0, t] == 2 and probe.task_done[0, t] == 4e10
+    assert out["restart_downtime_s"][0] == pytest.approx(0.8 + 0.005, abs=1e-12)
+    assert probe.task_ready_s[0, t] == pytest.approx(w.time_s[0] + 0.805, abs=1e-12)
+
+
 # --------------------------------------------------------------------------- batch admission
 
 
