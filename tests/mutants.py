@@ -63,7 +63,12 @@ MODULE_TESTS: dict[str, list[str]] = {
     "mobility": ["tests/test_radio_mobility.py"],
     "highway": ["tests/test_highway.py"],
     "faults": ["tests/test_pinned.py", "tests/test_simulator.py"],
-    "migration": ["tests/test_pinned.py", "tests/test_simulator.py", "tests/test_baselines.py"],
+    "migration": [
+        "tests/test_migration_pinned.py",
+        "tests/test_pinned.py",
+        "tests/test_simulator.py",
+        "tests/test_baselines.py",
+    ],
     "scheduler": ["tests/test_simulator.py", "tests/test_sessions.py"],
     "view": ["tests/test_pinned.py", "tests/test_baselines.py"],
     "rng": ["tests/test_simulator.py"],
