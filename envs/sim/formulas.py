@@ -1,17 +1,68 @@
-"""Seed 000's migration formulas, as pure vectorised functions.
+"""Seed 000's migration formulas: one implementation per equation, for arrays and kernels.
 
-Each function is the single implementation of one equation of MODEL.md, used
-by the simulator and by the baselines alike, and unit-tested on
-hand-computed values.
+Each equation of MODEL.md is written once, as a compiled function of plain numbers
+(``*_at``, called per element by the simulator's Numba kernels). Its body uses only
+arithmetic and ``np.minimum``/``np.maximum``, so the very same Python function also
+evaluates whole arrays: the public functions below (taking a ``MigrationConfig``) call
+it uncompiled (``.py_func``) on arrays, for the baselines, the oracle and the tests.
+Every function is unit-tested on hand-computed values.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from .config import MigrationConfig
 
 ArrayLike = np.ndarray | float
+
+
+def _f64(x: ArrayLike) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+@njit(cache=True)
+def target_score_at(load, distance_m, capacity_weight, distance_scale_m):
+    return capacity_weight * (1.0 - load) + (1.0 - capacity_weight) / (
+        1.0 + distance_m / distance_scale_m
+    )
+
+
+@njit(cache=True)
+def task_priority_at(urgency, remaining_s):
+    return 0.5 * urgency + 0.5 / np.maximum(1.0, remaining_s)
+
+
+@njit(cache=True)
+def transfer_time_at(state_mb, bandwidth_mbps):
+    return state_mb * 8.0 / bandwidth_mbps
+
+
+@njit(cache=True)
+def migration_delay_at(total_state_mb, hops, parallel_factor, backhaul_mbps, hop_latency_ms):
+    transfer = transfer_time_at(total_state_mb, backhaul_mbps)
+    return parallel_factor * transfer + hops * hop_latency_ms / 1000.0
+
+
+@njit(cache=True)
+def migration_cost_at(total_state_mb, delay_s, state_mb_ref, backhaul_mbps, a_comp, a_tx, a_lat):
+    comp = total_state_mb / state_mb_ref
+    tx = transfer_time_at(total_state_mb, backhaul_mbps)
+    return a_comp * comp + a_tx * tx + a_lat * delay_s
+
+
+@njit(cache=True)
+def success_probability_at(
+    distance_m, target_load, urgency, base, distance_ref_m, distance_cap, load_w, urgency_w
+):
+    p = (
+        base
+        - np.minimum(distance_m / distance_ref_m, distance_cap)
+        - load_w * target_load
+        + urgency_w * urgency
+    )
+    return np.minimum(np.maximum(p, 0.0), 1.0)
 
 
 def target_score(
@@ -24,22 +75,19 @@ def target_score(
 
     Seed 000 uses ``w_cap = 0.7`` for RSU->RSU and ``0.8`` for UAV->RSU moves.
     """
-    w = np.asarray(capacity_weight, dtype=np.float64)
-    load = np.asarray(load, dtype=np.float64)
-    distance_m = np.asarray(distance_m, dtype=np.float64)
-    return w * (1.0 - load) + (1.0 - w) / (1.0 + distance_m / distance_scale_m)
+    return target_score_at.py_func(
+        _f64(load), _f64(distance_m), _f64(capacity_weight), distance_scale_m
+    )
 
 
 def task_priority(urgency: ArrayLike, remaining_s: ArrayLike) -> np.ndarray:
     """``0.5 * urgency + 0.5 / max(1, remaining_time)``: urgent, near-deadline first."""
-    urgency = np.asarray(urgency, dtype=np.float64)
-    remaining_s = np.asarray(remaining_s, dtype=np.float64)
-    return 0.5 * urgency + 0.5 / np.maximum(1.0, remaining_s)
+    return task_priority_at.py_func(_f64(urgency), _f64(remaining_s))
 
 
 def transfer_time_s(state_mb: ArrayLike, bandwidth_mbps: float) -> np.ndarray:
     """Time to push ``state_mb`` megabytes over the backhaul, ``8 * MB / Mbps`` [s]."""
-    return np.asarray(state_mb, dtype=np.float64) * 8.0 / bandwidth_mbps
+    return transfer_time_at.py_func(_f64(state_mb), bandwidth_mbps)
 
 
 def migration_delay_s(
@@ -51,8 +99,10 @@ def migration_delay_s(
     transfer); we keep the factor and take the base from the state actually
     moved, plus per-hop latency over the backhaul path.
     """
-    transfer = transfer_time_s(total_state_mb, cfg.backhaul_mbps)
-    return cfg.parallel_factor * transfer + np.asarray(hops) * hop_latency_ms / 1000.0
+    return migration_delay_at.py_func(
+        _f64(total_state_mb), np.asarray(hops), cfg.parallel_factor, cfg.backhaul_mbps,
+        hop_latency_ms,
+    )  # fmt: skip
 
 
 def phase_durations_s(delay_s: ArrayLike, cfg: MigrationConfig):
@@ -60,7 +110,7 @@ def phase_durations_s(delay_s: ArrayLike, cfg: MigrationConfig):
 
     Only the switch phase interrupts service: it is the migration downtime.
     """
-    delay_s = np.asarray(delay_s, dtype=np.float64)
+    delay_s = _f64(delay_s)
     return (
         cfg.prepare_fraction * delay_s,
         cfg.sync_fraction * delay_s,
@@ -76,23 +126,21 @@ def migration_cost(
     computation = state moved / ``state_mb_ref`` (serialise + restore work),
     transmission = backhaul occupancy ``8 * MB / Mbps`` [s], latency = the delay [s].
     """
-    comp = np.asarray(total_state_mb, dtype=np.float64) / cfg.state_mb_ref
-    tx = transfer_time_s(total_state_mb, cfg.backhaul_mbps)
-    return cfg.alpha_comp * comp + cfg.alpha_tx * tx + cfg.alpha_lat * np.asarray(delay_s)
+    return migration_cost_at.py_func(
+        _f64(total_state_mb), np.asarray(delay_s), cfg.state_mb_ref, cfg.backhaul_mbps,
+        cfg.alpha_comp, cfg.alpha_tx, cfg.alpha_lat,
+    )  # fmt: skip
 
 
 def success_probability(
     distance_m: ArrayLike, target_load: ArrayLike, urgency: ArrayLike, cfg: MigrationConfig
 ) -> np.ndarray:
     """``0.9 - min(d / 10000, 0.3) - 0.1 * target_load + 0.05 * urgency``, clipped to [0, 1]."""
-    d = np.asarray(distance_m, dtype=np.float64)
-    p = (
-        cfg.success_base
-        - np.minimum(d / cfg.success_distance_m, cfg.success_distance_cap)
-        - cfg.success_load_weight * np.asarray(target_load, dtype=np.float64)
-        + cfg.success_urgency_weight * np.asarray(urgency, dtype=np.float64)
-    )
-    return np.clip(p, 0.0, 1.0)
+    return success_probability_at.py_func(
+        _f64(distance_m), _f64(target_load), _f64(urgency), cfg.success_base,
+        cfg.success_distance_m, cfg.success_distance_cap, cfg.success_load_weight,
+        cfg.success_urgency_weight,
+    )  # fmt: skip
 
 
 def ewma(current: ArrayLike, new: ArrayLike, alpha: float) -> np.ndarray:

@@ -33,31 +33,346 @@ Invalid decisions (see :func:`action_mask`) are no-ops, counted.
 
 from __future__ import annotations
 
-import numpy as np
+from collections import namedtuple
+from functools import lru_cache
 
-from . import formulas, ledger
-from .arrays import gather, rank_within
+import numpy as np
+from numba import njit
+
 from .config import ScenarioConfig
+from .formulas import (
+    migration_cost_at,
+    migration_delay_at,
+    success_probability_at,
+    target_score_at,
+    task_priority_at,
+    transfer_time_at,
+)
 from .layout import Layout
-from .rng import Stream, uniform
+from .rng import Stream, uniform_at
 from .triggers import Trigger, node_triggers
 from .world import KIND_SESSION, ORPHANED, RUNNING, World
 
 AFFINITY_PRIORITY = 2.0  # above any seed 000 priority (<= 1), below a priority level gap (3)
 SESSION_PRIORITY = 1.0  # attached sessions before attached tasks (migrations only)
 MAX_BACKOFF_DOUBLINGS = 20  # backoff cap: cooldown_s * 2**20 (121 days at 10 s), no overflow
+_NONE, _POLICY = int(Trigger.NONE), int(Trigger.POLICY)
+_S_SUCCESS = np.uint64(Stream.MIGRATION_SUCCESS)
+
+# The kernels read the layout and the migration settings as named tuples of arrays and
+# numbers (Numba compiles attribute access on them); the world's arrays: World.arrays().
+LayoutArrays = namedtuple(
+    "LayoutArrays", ["hops", "distance_m", "capability", "max_jobs", "is_uav"]
+)
+MigrationParams = namedtuple(
+    "MigrationParams",
+    [
+        "max_tasks", "parallel_factor", "backhaul_mbps", "hop_latency_ms", "switch_fraction",
+        "state_mb_ref", "alpha_comp", "alpha_tx", "alpha_lat", "success_base",
+        "success_distance_m", "success_distance_cap", "success_load_weight",
+        "success_urgency_weight", "cooldown_s", "next_peer", "max_attempts",
+        "rsu_capacity_weight", "uav_capacity_weight", "distance_scale_m", "replication",
+        "max_reassignment_attempts", "dt_s",
+    ],
+)  # fmt: skip
 
 
-def candidate_source(world: World) -> tuple[np.ndarray, np.ndarray]:
-    """For every task row: the node whose decision can move it (-1 if none) and whether
-    that would be a failover. Migratable: running, not migrating, on a node believed up.
-    Failover-able: orphaned (its origin node was declared down)."""
-    host = world.task_host
-    on_up = gather(world.view_up, np.maximum(host, 0))
-    movable = (world.task_state == RUNNING) & (world.task_mig_target < 0) & on_up
-    orphan = world.task_state == ORPHANED
-    source = np.where(movable, host, np.where(orphan, world.task_origin, -1))
-    return source, orphan
+def layout_arrays(layout: Layout) -> LayoutArrays:
+    return LayoutArrays(
+        layout.hops, layout.distance_m, layout.capability, layout.max_jobs, layout.is_uav
+    )
+
+
+@lru_cache(maxsize=64)
+def migration_params(cfg: ScenarioConfig) -> MigrationParams:
+    mc, fc = cfg.migration, cfg.faults
+    return MigrationParams(
+        int(mc.max_tasks_per_migration), float(mc.parallel_factor), float(mc.backhaul_mbps),
+        float(cfg.radio.hop_latency_ms), float(mc.switch_fraction), float(mc.state_mb_ref),
+        float(mc.alpha_comp), float(mc.alpha_tx), float(mc.alpha_lat), float(mc.success_base),
+        float(mc.success_distance_m), float(mc.success_distance_cap),
+        float(mc.success_load_weight), float(mc.success_urgency_weight), float(mc.cooldown_s),
+        mc.retry_policy == "next_peer", int(mc.max_attempts), float(mc.rsu_capacity_weight),
+        float(mc.uav_capacity_weight), float(mc.distance_scale_m), bool(fc.replication),
+        int(fc.max_reassignment_attempts), float(cfg.dt_s),
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def selection_priority_at(base, near, session):
+    """The order in which a move toward a target takes a source's rows: rows whose
+    vehicle is attached to the target first (session affinity, seed 004), sessions first
+    among those, then seed 000's priority ``base`` (numbers or, uncompiled, arrays)."""
+    return base + AFFINITY_PRIORITY * near + SESSION_PRIORITY * (session & near)
+
+
+selection_priority = selection_priority_at.py_func  # the same function, on arrays
+
+
+def attached_only(group: np.ndarray, near: np.ndarray, n_groups: int) -> np.ndarray:
+    """Keep mask of the rows a move takes: in a move (``group``) that has rows attached to
+    its target (``near``), only those; in one without (an offload), all. (The array
+    form, for the oracle's look-ahead; the kernels apply the same rule per move.)"""
+    has_near = np.zeros(n_groups, dtype=bool)
+    has_near[group[near]] = True
+    return near | ~has_near[group]
+
+
+# ---------------------------------------------------------------- per-environment helpers
+
+
+@njit(cache=True)
+def _source_of(w, b, t):
+    """The node whose decision can move row ``t`` (-1: none) and whether that is a
+    failover. Migratable: running, not migrating, on a node believed up. Failover-able:
+    orphaned (its origin node was declared down)."""
+    state = w.task_state[b, t]
+    if state == RUNNING:
+        host = w.task_host[b, t]
+        if w.task_mig_target[b, t] < 0 and w.view_up[b, host]:
+            return host, False
+    elif state == ORPHANED:
+        return w.task_origin[b, t], True
+    return -1, False
+
+
+@njit(cache=True)
+def _free_slots(w, lay, b, n):
+    return lay.max_jobs[n] - w.slots_used[b, n] - w.slots_reserved[b, n]
+
+
+@njit(cache=True)
+def _mask_env(w, lay, b, serves, mask):
+    """Valid decisions of environment ``b`` into ``mask`` (N, N + 1); ``serves`` (N, N) is
+    scratch: whether node m runs the service of at least one movable row of source n."""
+    N = mask.shape[0]
+    serves[:, :] = False
+    for t in range(w.task_state.shape[1]):
+        src, _ = _source_of(w, b, t)
+        if src >= 0:
+            svc = w.task_service[b, t]
+            for m in range(N):
+                if lay.capability[m, svc]:
+                    serves[src, m] = True
+    now = w.time_s[b]
+    for n in range(N):
+        mask[n, 0] = True
+        # a source believed up is refused while it migrates, cools down or awaits a retry
+        source_ok = not w.view_up[b, n] or (
+            not w.mig_active[b, n] and not w.retry_pending[b, n] and now >= w.cooldown_until_s[b, n]
+        )
+        for m in range(N):
+            mask[n, m + 1] = (
+                serves[n, m]
+                and w.view_up[b, m]
+                and _free_slots(w, lay, b, m) > 0
+                and source_ok
+                and n != m
+                and w.ctrl_up[b]  # controller out: nothing but "do nothing"
+            )
+
+
+@njit(cache=True)
+def _mask_kernel(w, lay, mask):
+    N = mask.shape[1]
+    serves = np.empty((N, N), np.bool_)
+    for b in range(mask.shape[0]):
+        _mask_env(w, lay, b, serves, mask[b])
+
+
+@njit(cache=True)
+def _rank_in_group(k, group, key, keep):
+    """Rank of candidate ``k`` among the kept candidates of its group, by ascending
+    ``key`` (ties: the lower candidate index, i.e. the lower row, first)."""
+    rank = 0
+    for j in range(group.shape[0]):
+        if keep[j] and j != k and group[j] == group[k]:
+            if key[j] < key[k] or (key[j] == key[k] and j < k):
+                rank += 1
+    return rank
+
+
+@njit(cache=True)
+def _admit(w, lay, p, b, K, src, tgt, prio, keep, scratch_key, scratch_keep):
+    """Seed 000: the highest-priority rows of each source, at most ``max_tasks``, within
+    the target's free slots (several sources may pick one target: the lower source
+    index first, then priority). Updates ``keep[:K]`` in place."""
+    for k in range(K):
+        scratch_key[k] = -prio[k]
+    for k in range(K):
+        scratch_keep[k] = keep[k] and _rank_in_group(k, src[:K], scratch_key[:K], keep[:K]) < (
+            p.max_tasks
+        )
+    for k in range(K):
+        scratch_key[k] = src[k] * 1e3 - prio[k]
+    for k in range(K):
+        if scratch_keep[k]:
+            rank = _rank_in_group(k, tgt[:K], scratch_key[:K], scratch_keep[:K])
+            keep[k] = rank < _free_slots(w, lay, b, tgt[k])
+        else:
+            keep[k] = False
+
+
+@njit(cache=True)
+def _start_migrations(w, lay, p, b, K, rows, src, tgt, keep, orphan, code, urgency, n_rows,
+                      state_mb, target, started):  # fmt: skip
+    """Reserve the target slots of the kept migrating candidates and open one migration
+    per source (keep-before-break plan, cost, success probability). Returns its cost."""
+    N = state_mb.shape[0]
+    n_rows[:] = 0
+    state_mb[:] = 0.0
+    for k in range(K):
+        if keep[k] and not orphan[k]:
+            n = src[k]
+            n_rows[n] += 1
+            state_mb[n] += w.task_state_mb[b, rows[k]]
+            target[n] = tgt[k]
+            w.slots_reserved[b, tgt[k]] += 1  # the ledger's reserve
+            w.task_mig_target[b, rows[k]] = tgt[k]
+    now = w.time_s[b]
+    cost_sum = 0.0
+    for n in range(N):
+        started[b, n] = n_rows[n] > 0
+        if not started[b, n]:
+            continue
+        m = target[n]
+        delay = migration_delay_at(
+            state_mb[n], lay.hops[n, m], p.parallel_factor, p.backhaul_mbps, p.hop_latency_ms
+        )
+        cost = migration_cost_at(
+            state_mb[n], delay, p.state_mb_ref, p.backhaul_mbps, p.alpha_comp, p.alpha_tx,
+            p.alpha_lat,
+        )  # fmt: skip
+        w.mig_active[b, n] = True
+        w.mig_target[b, n] = m
+        w.mig_start_s[b, n] = now
+        w.mig_end_s[b, n] = now + delay
+        w.mig_downtime_s[b, n] = p.switch_fraction * delay  # the switch phase
+        w.mig_success_p[b, n] = success_probability_at(
+            lay.distance_m[n, m], w.view_load[b, m], urgency[b, n], p.success_base,
+            p.success_distance_m, p.success_distance_cap, p.success_load_weight,
+            p.success_urgency_weight,
+        )  # fmt: skip
+        w.mig_cost[b, n] = cost
+        w.mig_trigger[b, n] = _POLICY if code[b, n] == _NONE else code[b, n]
+        cost_sum += cost
+    return cost_sum
+
+
+@njit(cache=True)
+def _clear_rows(w, b, which):
+    """Unmark the rows waiting for the retries of sources ``which`` (N,)."""
+    for t in range(w.task_retry_src.shape[1]):
+        s = w.task_retry_src[b, t]
+        if s >= 0 and which[s]:
+            w.task_retry_src[b, t] = -1
+
+
+@njit(cache=True)
+def _clear_chain(w, b, which):
+    """Forget the retry chains of sources ``which`` (N,) (the backoff count stays)."""
+    for n in range(which.shape[0]):
+        if which[n]:
+            w.retry_pending[b, n] = False
+            w.retry_attempt[b, n] = 0
+            w.retry_tried[b, n, :] = False
+    _clear_rows(w, b, which)
+
+
+# ---------------------------------------------------------------- step 1: decisions
+
+
+@njit(cache=True)
+def _decisions_kernel(w, lay, p, actions, code, urgency, mask, invalid, started, started_cost,
+                      failovers, failover_failed, recovery_s, restart_s, exhausted):  # fmt: skip
+    B, T = w.task_state.shape
+    N = actions.shape[1]
+    serves = np.empty((N, N), np.bool_)
+    rows, src, tgt = np.empty(T, np.int64), np.empty(T, np.int64), np.empty(T, np.int64)
+    prio, key = np.empty(T), np.empty(T)
+    near, orphan = np.empty(T, np.bool_), np.empty(T, np.bool_)
+    keep, keep2 = np.empty(T, np.bool_), np.empty(T, np.bool_)
+    has_near = np.empty(N, np.bool_)
+    n_rows, state_mb, target = np.empty(N, np.int64), np.empty(N), np.empty(N, np.int64)
+    hop_s = p.hop_latency_ms / 1000.0
+    for b in range(B):
+        _mask_env(w, lay, b, serves, mask[b])
+        now = w.time_s[b]
+        invalid[b] = 0
+        for n in range(N):
+            if actions[b, n] > 0 and not mask[b, n, actions[b, n]]:
+                invalid[b] += 1
+        K = 0
+        for t in range(T):
+            s, is_orphan = _source_of(w, b, t)
+            if s < 0:
+                continue
+            a = actions[b, s]
+            if a <= 0 or not mask[b, s, a] or not lay.capability[a - 1, w.task_service[b, t]]:
+                continue
+            v = w.task_vehicle[b, t]
+            rows[K], src[K], tgt[K], orphan[K] = t, s, a - 1, is_orphan
+            near[K] = w.veh_access[b, v] == a - 1 and w.veh_active[b, v]
+            # seed 000 priority; sessions first among attached rows of a migration only; a
+            # failover serves high priority levels first (seed 001), then the same formula
+            pr = task_priority_at(urgency[b, s], w.task_deadline_s[b, t] - now)
+            session = w.task_kind[b, t] == KIND_SESSION and not is_orphan
+            pr = selection_priority_at(pr, near[K], session)
+            prio[K] = w.task_priority[b, t] + pr if is_orphan else pr
+            K += 1
+        # a migration toward the vehicles attached to its target moves only those; with
+        # none attached it is an offload (seed 000's overload case) and takes the best rows
+        has_near[:] = False
+        for k in range(K):
+            if near[k] and not orphan[k]:
+                has_near[src[k]] = True
+        for k in range(K):
+            keep[k] = orphan[k] or near[k] or not has_near[src[k]]
+        _admit(w, lay, p, b, K, src, tgt, prio, keep, key, keep2)
+        started_cost[b] = _start_migrations(
+            w, lay, p, b, K, rows, src, tgt, keep, orphan, code, urgency, n_rows, state_mb,
+            target, started,
+        )  # fmt: skip
+        for n in range(N):  # a controller migration opens a new retry chain (seed 003)
+            if started[b, n]:
+                w.mig_retry[b, n] = False
+                w.retry_attempt[b, n] = 1
+                w.retry_tried[b, n, :] = False
+                w.retry_tried[b, n, w.mig_target[b, n]] = True
+        failovers[b] = failover_failed[b] = 0
+        recovery_s[b] = restart_s[b] = 0.0
+        exhausted[b, :] = False
+        for k in range(K):
+            if not (keep[k] and orphan[k]):
+                continue
+            t, m = rows[k], tgt[k]
+            if not w.node_up[b, m]:  # the controller's view of the target was stale
+                w.task_attempts[b, t] += 1
+                failover_failed[b] += 1
+                exhausted[b, t] = w.task_attempts[b, t] >= p.max_reassignment_attempts
+                continue
+            backup = w.task_backup[b, t]
+            restore = p.replication and backup >= 0 and w.node_up[b, max(backup, 0)]
+            if restore:  # from the replica: its state over the backhaul (none if local)
+                delay = 0.0
+                if backup != m:
+                    delay = transfer_time_at(w.task_state_mb[b, t], p.backhaul_mbps)
+                    delay += lay.hops[backup, m] * hop_s
+                w.task_done[b, t] = w.task_replica[b, t]
+            else:  # from scratch: the input again
+                delay = transfer_time_at(w.task_input_mb[b, t], p.backhaul_mbps)
+                w.task_done[b, t] = 0.0
+            w.task_replica[b, t] = w.task_done[b, t]
+            w.task_state[b, t] = RUNNING  # the ledger's dispatch
+            w.task_host[b, t] = m
+            w.task_origin[b, t] = m
+            w.slots_used[b, m] += 1
+            w.task_ready_s[b, t] = now + delay
+            w.veh_serving[b, w.task_vehicle[b, t]] = m
+            failovers[b] += 1
+            recovery_s[b] += now + delay - w.task_interrupted_s[b, t]
+            restart_s[b] += delay
+            w.task_interrupted_s[b, t] = np.nan
 
 
 def action_mask(world: World, layout: Layout, cfg: ScenarioConfig) -> np.ndarray:
@@ -66,73 +381,13 @@ def action_mask(world: World, layout: Layout, cfg: ScenarioConfig) -> np.ndarray
     A source believed up is refused while it migrates, cools down (backs off) or has
     a retry pending; while the controller is out only column 0 is valid."""
     B, N = world.slots_used.shape
-    source, _ = candidate_source(world)
-    env, task = np.nonzero(source >= 0)
-    serves, _ = _serving_targets(world, layout, env, task, source[env, task])
-    target_ok = _open_targets(world, layout)
-    source_ok = np.where(
-        world.view_up,
-        ~world.mig_active
-        & ~world.retry_pending
-        & (world.time_s[:, None] >= world.cooldown_until_s),
-        True,
-    )
-    valid = serves & target_ok[:, None, :] & source_ok[:, :, None]
-    valid &= ~np.eye(N, dtype=bool)[None]
-    valid &= world.ctrl_up[:, None, None]  # controller out: nothing but "do nothing"
-    mask = np.ones((B, N, N + 1), dtype=bool)
-    mask[:, :, 1:] = valid
+    mask = np.empty((B, N, N + 1), dtype=bool)
+    _mask_kernel(world.arrays(), layout_arrays(layout), mask)
     return mask
 
 
-def _serving_targets(
-    world: World, layout: Layout, env: np.ndarray, task: np.ndarray, src: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """For the rows ``(env, task)`` of sources ``src``: (B, N, N) whether node m runs the
-    service of at least one row of source n, and (B, N) whether n has any row."""
-    B, N = world.slots_used.shape
-    S = layout.capability.shape[1]
-    svc = world.task_service[env, task]
-    counts = np.bincount((env * N + src) * S + svc, minlength=B * N * S).reshape(B, N, S)
-    present = (counts > 0).astype(np.float64)
-    serves = np.einsum("bns,ms->bnm", present, layout.capability.astype(np.float64)) > 0
-    return serves, counts.any(-1)
-
-
-def _open_targets(world: World, layout: Layout) -> np.ndarray:
-    """(B, N) nodes that can take a row now: believed up, with a free slot."""
-    return world.view_up & (ledger.free_slots(world, layout) > 0)
-
-
-def selection_priority(base: np.ndarray, near: np.ndarray, session: np.ndarray) -> np.ndarray:
-    """The order in which a move toward a target takes a source's rows: rows whose
-    vehicle is attached to the target first (session affinity, seed 004), sessions first
-    among those, then seed 000's priority ``base``."""
-    return base + AFFINITY_PRIORITY * near + SESSION_PRIORITY * (session & near)
-
-
-def attached_only(group: np.ndarray, near: np.ndarray, n_groups: int) -> np.ndarray:
-    """Keep mask of the rows a move takes: in a move (``group``) that has rows attached to
-    its target (``near``), only those; in one without (an offload), all."""
-    has_near = np.zeros(n_groups, dtype=bool)
-    has_near[group[near]] = True
-    return near | ~has_near[group]
-
-
-def _admit(world, layout, cfg, env, task, src, tgt, prio):
-    """Seed 000: the highest-priority rows of each source, at most
-    ``max_tasks_per_migration``, within the target's free slots (several sources may
-    pick one target: the lower source index first, then priority)."""
-    N = world.slots_used.shape[1]
-    keep = rank_within(env * N + src, -prio) < cfg.migration.max_tasks_per_migration
-    env, task, src, tgt, prio = env[keep], task[keep], src[keep], tgt[keep], prio[keep]
-    key = src.astype(np.float64) * 1e3 - prio
-    admit = rank_within(env * N + tgt, key) < ledger.free_slots(world, layout)[env, tgt]
-    return env[admit], task[admit], src[admit], tgt[admit]
-
-
 def apply_decisions(
-    world: World, layout: Layout, cfg: ScenarioConfig, actions: np.ndarray, node_index: np.ndarray
+    world: World, layout: Layout, cfg: ScenarioConfig, actions: np.ndarray, node_index=None
 ) -> dict[str, np.ndarray]:
     """Start the migrations and failovers that ``actions`` (B, N) ask for.
 
@@ -142,149 +397,125 @@ def apply_decisions(
     (B,); ``exhausted`` (B, T) tasks that used up their failover attempts.
     """
     B, N = world.slots_used.shape
-    now = world.time_s
-    mask = action_mask(world, layout, cfg)
-    chosen = np.take_along_axis(mask, actions[..., None], axis=2)[..., 0]
-    wants = actions > 0
-    invalid = (wants & ~chosen).sum(1)
-    go = wants & chosen
-    target_of = actions - 1  # (B, N)
-
+    T = world.task_state.shape[1]
     code, urgency, *_ = node_triggers(world, layout, cfg)
-    source, orphan = candidate_source(world)
-    src0 = np.maximum(source, 0)
-    tgt = gather(target_of, src0)
-    cand = (source >= 0) & gather(go, src0)
-    cand &= layout.capability[np.maximum(tgt, 0), world.task_service]
-    env, task = np.nonzero(cand)
-    src, tgt = source[env, task], tgt[env, task]
-    remaining = world.task_deadline_s[env, task] - now[env]
-    # Seed 000 task priority for migrations; failovers serve high priority levels
-    # first (seed 001, priority_based_reassignment), then by the same formula.
-    # Session affinity (seed 004): tasks whose vehicle is attached to the target
-    # come first, so "move to m" hands over the sessions that now live near m.
-    prio = formulas.task_priority(urgency[env, src], remaining)
-    veh = world.task_vehicle[env, task]
-    near = (world.veh_access[env, veh] == tgt) & world.veh_active[env, veh]
-    migrating = ~orphan[env, task]
-    # Sessions first only among attached rows of a migration: an offload ranks by seed
-    # 000's priority alone, and a failover's priority levels (seed 001) must stay apart.
-    session = (world.task_kind[env, task] == KIND_SESSION) & migrating
-    prio = selection_priority(prio, near, session)
-    prio = np.where(orphan[env, task], world.task_priority[env, task] + prio, prio)
-    # A migration toward the vehicles attached to the target moves only those: the
-    # other rows' vehicles are elsewhere and would move away from them. With none
-    # attached it is an offload (seed 000's overload case) and takes the best rows.
-    keep = ~migrating | attached_only(env * N + src, near & migrating, B * N)
-    env, task, src, tgt, prio = env[keep], task[keep], src[keep], tgt[keep], prio[keep]
-    env, task, src, tgt = _admit(world, layout, cfg, env, task, src, tgt, prio)
-    is_fo = orphan[env, task]
-
-    out: dict[str, np.ndarray] = {"invalid": invalid}
-    out.update(
-        _start_migrations(
-            world, layout, cfg, env[~is_fo], task[~is_fo], src[~is_fo], tgt[~is_fo], code, urgency
-        )
-    )
-    # A controller migration opens a new retry chain of its source (seed 003).
-    started = out["started"]
-    world.mig_retry &= ~started
-    world.retry_attempt[:] = np.where(started, 1, world.retry_attempt)
-    world.retry_tried &= ~started[:, :, None]
-    e, n = np.nonzero(started)
-    world.retry_tried[e, n, world.mig_target[e, n]] = True
-    out.update(_failover(world, layout, cfg, env[is_fo], task[is_fo], src[is_fo], tgt[is_fo]))
+    out = {
+        "invalid": np.empty(B, np.int64),
+        "started": np.empty((B, N), bool),
+        "started_cost": np.empty(B),
+        "failovers": np.empty(B, np.int64),
+        "failover_failed": np.empty(B, np.int64),
+        "recovery_s": np.empty(B),
+        "restart_downtime_s": np.empty(B),
+        "exhausted": np.empty((B, T), bool),
+    }
+    _decisions_kernel(
+        world.arrays(), layout_arrays(layout), migration_params(cfg),
+        np.asarray(actions, np.int64), code, urgency, np.empty((B, N, N + 1), bool),
+        *out.values(),
+    )  # fmt: skip
     return out
 
 
-def _start_migrations(world, layout, cfg, env, task, src, tgt, code, urgency):
-    B, N = world.slots_used.shape
-    mc = cfg.migration
-    idx = env * N + src
-    n_tasks = np.bincount(idx, minlength=B * N).reshape(B, N)
-    state_mb = np.bincount(idx, weights=world.task_state_mb[env, task], minlength=B * N).reshape(
-        B, N
-    )
-    started = n_tasks > 0
-    target = np.full((B, N), -1, dtype=np.int64)
-    target[env, src] = tgt
-    t0 = np.maximum(target, 0)
-    n_idx = np.arange(N)[None, :]
-    hops = layout.hops[n_idx, t0]
-    dist = layout.distance_m[n_idx, t0]
-    delay = formulas.migration_delay_s(state_mb, hops, mc, cfg.radio.hop_latency_ms)
-    _, _, switch = formulas.phase_durations_s(delay, mc)
-    target_load = gather(world.view_load, t0)
-    p = formulas.success_probability(dist, target_load, urgency, mc)
-    cost = formulas.migration_cost(state_mb, delay, mc)
-    trig = np.where(code == Trigger.NONE, Trigger.POLICY, code)
-    now = world.time_s[:, None]
-    ledger.reserve(world, layout, env, task, tgt)
-    world.mig_active |= started
-    world.mig_target[:] = np.where(started, target, world.mig_target)
-    world.mig_start_s[:] = np.where(started, now, world.mig_start_s)
-    world.mig_end_s[:] = np.where(started, now + delay, world.mig_end_s)
-    world.mig_downtime_s[:] = np.where(started, switch, world.mig_downtime_s)
-    world.mig_success_p[:] = np.where(started, p, world.mig_success_p)
-    world.mig_cost[:] = np.where(started, cost, world.mig_cost)
-    world.mig_trigger[:] = np.where(started, trig, world.mig_trigger)
-    return {
-        "started": started,
-        "started_cost": np.where(started, cost, 0.0).sum(1),
-    }
+# ---------------------------------------------------------------- step 1: retries
 
 
-def _failover(world, layout, cfg, env, task, src, tgt):
-    B, T = world.task_state.shape
-    fc = cfg.faults
-    if env.size == 0:
-        zeros = np.zeros(B)
-        return {
-            "failovers": zeros,
-            "failover_failed": zeros,
-            "exhausted": np.zeros((B, T), dtype=bool),
-            "recovery_s": zeros,
-            "restart_downtime_s": zeros,
-        }
-    now = world.time_s[env]
-    alive = world.node_up[env, tgt]
-    # Failed attempts: the controller's view of the target was stale.
-    e_bad, t_bad = env[~alive], task[~alive]
-    world.task_attempts[e_bad, t_bad] += 1
-    exhausted = np.zeros((B, T), dtype=bool)
-    over = world.task_attempts[e_bad, t_bad] >= fc.max_reassignment_attempts
-    exhausted[e_bad[over], t_bad[over]] = True
-    failed_attempts = np.bincount(e_bad, minlength=B)
-
-    env, task, tgt = env[alive], task[alive], tgt[alive]
-    now = now[alive]
-    backup = world.task_backup[env, task]
-    restore = fc.replication & (backup >= 0)
-    restore &= world.node_up[env, np.maximum(backup, 0)]
-    hop_s = cfg.radio.hop_latency_ms / 1000.0
-    replica_delay = (
-        formulas.transfer_time_s(world.task_state_mb[env, task], cfg.migration.backhaul_mbps)
-        + layout.hops[np.maximum(backup, 0), tgt] * hop_s
-    )
-    scratch_delay = formulas.transfer_time_s(
-        world.task_input_mb[env, task], cfg.migration.backhaul_mbps
-    )
-    delay = np.where(restore, np.where(backup == tgt, 0.0, replica_delay), scratch_delay)
-    ledger.dispatch(world, layout, env, task, tgt)
-    world.task_done[env, task] = np.where(restore, world.task_replica[env, task], 0.0)
-    world.task_replica[env, task] = world.task_done[env, task]
-    world.task_ready_s[env, task] = now + delay
-    world.veh_serving[env, world.task_vehicle[env, task]] = tgt
-    interrupted = world.task_interrupted_s[env, task]
-    recovery = now + delay - interrupted
-    world.task_interrupted_s[env, task] = np.nan
-    return {
-        "failovers": np.bincount(env, minlength=B),
-        "failover_failed": failed_attempts,
-        "exhausted": exhausted,
-        "recovery_s": np.bincount(env, weights=recovery, minlength=B),
-        "restart_downtime_s": np.bincount(env, weights=delay, minlength=B),
-    }
+@njit(cache=True)
+def _retries_kernel(w, lay, p, code, urgency, started, started_cost, exhausted):
+    B, T = w.task_state.shape
+    N = code.shape[1]
+    due, gone = np.empty(N, np.bool_), np.empty(N, np.bool_)
+    has_rows, best = np.empty(N, np.bool_), np.empty(N, np.int64)
+    serves = np.empty((N, N), np.bool_)
+    rows, src, tgt = np.empty(T, np.int64), np.empty(T, np.int64), np.empty(T, np.int64)
+    prio, key = np.empty(T), np.empty(T)
+    orphan = np.zeros(T, np.bool_)
+    keep, keep2 = np.empty(T, np.bool_), np.empty(T, np.bool_)
+    n_rows, state_mb, target = np.empty(N, np.int64), np.empty(N), np.empty(N, np.int64)
+    for b in range(B):
+        now = w.time_s[b]
+        started[b, :] = False
+        started_cost[b] = 0.0
+        exhausted[b, :] = False
+        if not w.retry_pending[b].any():
+            continue
+        for n in range(N):
+            pending = w.retry_pending[b, n]
+            due[n] = (
+                pending
+                and w.view_up[b, n]
+                and w.ctrl_up[b]
+                and not w.mig_active[b, n]
+                and now >= w.cooldown_until_s[b, n] - 1e-9
+            )
+            gone[n] = pending and not w.view_up[b, n]  # its source is believed down
+            has_rows[n] = False
+        # the rows of a due retry: still running on its source and not migrating
+        serves[:, :] = False
+        for t in range(T):
+            host = w.task_host[b, t]
+            if (
+                w.task_state[b, t] == RUNNING
+                and w.task_mig_target[b, t] < 0
+                and w.task_retry_src[b, t] == host
+                and due[host]
+            ):
+                has_rows[host] = True
+                for m in range(N):
+                    if lay.capability[m, w.task_service[b, t]]:
+                        serves[host, m] = True
+        # the target: the valid untried node of best seed 000 score (ties: lowest index)
+        for n in range(N):
+            best[n] = -1
+            if not (due[n] and has_rows[n]):
+                gone[n] |= due[n]  # its rows are gone: the chain ends silently
+                continue
+            w_cap = p.uav_capacity_weight if lay.is_uav[n] else p.rsu_capacity_weight
+            top = -np.inf
+            for m in range(N):
+                if (
+                    serves[n, m]
+                    and not w.retry_tried[b, n, m]
+                    and m != n
+                    and w.view_up[b, m]
+                    and _free_slots(w, lay, b, m) > 0
+                ):
+                    load = (w.slots_used[b, m] + w.slots_reserved[b, m]) / lay.max_jobs[m]
+                    score = target_score_at(load, lay.distance_m[n, m], w_cap, p.distance_scale_m)
+                    if best[n] < 0 or score > top:
+                        best[n], top = m, score
+            if best[n] < 0:  # no untried target is valid: the chain is exhausted
+                exhausted[b, n] = True
+                gone[n] = True
+        K = 0
+        for t in range(T):
+            host = w.task_host[b, t]
+            if (
+                w.task_state[b, t] != RUNNING
+                or w.task_mig_target[b, t] >= 0
+                or w.task_retry_src[b, t] != host
+                or not due[host]
+                or best[host] < 0
+                or not lay.capability[best[host], w.task_service[b, t]]
+            ):
+                continue
+            rows[K], src[K], tgt[K] = t, host, best[host]
+            prio[K] = task_priority_at(urgency[b, host], w.task_deadline_s[b, t] - now)
+            keep[K] = True
+            K += 1
+        _admit(w, lay, p, b, K, src, tgt, prio, keep, key, keep2)
+        started_cost[b] = _start_migrations(
+            w, lay, p, b, K, rows, src, tgt, keep, orphan, code, urgency, n_rows, state_mb,
+            target, started,
+        )  # fmt: skip
+        for n in range(N):
+            if started[b, n]:
+                w.mig_retry[b, n] = True
+                w.retry_attempt[b, n] += 1
+                w.retry_tried[b, n, w.mig_target[b, n]] = True
+                w.retry_pending[b, n] = False
+        _clear_chain(w, b, gone)
+        _clear_rows(w, b, started[b])
 
 
 def start_retries(
@@ -309,147 +540,168 @@ def start_retries(
     ``exhausted`` (B, N).
     """
     B, N = world.slots_used.shape
-    mc = cfg.migration
-    now = world.time_s
-    pending = world.retry_pending
-    dead = pending & ~world.view_up
-    due = pending & world.view_up & world.ctrl_up[:, None] & ~world.mig_active
-    due &= now[:, None] >= world.cooldown_until_s - 1e-9
-    host0 = np.maximum(world.task_host, 0)
-    rows = (world.task_state == RUNNING) & (world.task_mig_target < 0)
-    rows &= (world.task_retry_src == world.task_host) & gather(due, host0)
-    env, task = np.nonzero(rows)
-    src = world.task_host[env, task]
-    svc = world.task_service[env, task]
-    serves, has_rows = _serving_targets(world, layout, env, task, src)
-    valid = serves & ~world.retry_tried & ~np.eye(N, dtype=bool)[None]
-    valid &= _open_targets(world, layout)[:, None, :]
-    load = (world.slots_used + world.slots_reserved) / layout.max_jobs
-    w = np.where(layout.is_uav, mc.uav_capacity_weight, mc.rsu_capacity_weight)[None, :, None]
-    score = formulas.target_score(load[:, None, :], layout.distance_m[None], w, mc.distance_scale_m)
-    score = np.where(valid, score, -np.inf)
-    best = np.argmax(score, axis=-1)
-    fire = due & has_rows & valid.any(-1)
-    exhausted = due & has_rows & ~valid.any(-1)
-    gone = dead | (due & ~has_rows) | exhausted
-
-    tgt = best[env, src]
-    keep = fire[env, src] & layout.capability[tgt, svc]
-    env, task, src, tgt = env[keep], task[keep], src[keep], tgt[keep]
-    remaining = world.task_deadline_s[env, task] - now[env]
-    prio = formulas.task_priority(urgency[env, src], remaining)
-    env, task, src, tgt = _admit(world, layout, cfg, env, task, src, tgt, prio)
-    out = _start_migrations(world, layout, cfg, env, task, src, tgt, code, urgency)
-    started = out["started"]
-    world.mig_retry |= started
-    world.retry_attempt += started
-    e, n = np.nonzero(started)
-    world.retry_tried[e, n, world.mig_target[e, n]] = True
-    world.retry_pending &= ~started
-    _clear_chain(world, gone)
-    _clear_rows(world, started | gone)
-    out["exhausted"] = exhausted
+    out = {
+        "started": np.empty((B, N), bool),
+        "started_cost": np.empty(B),
+        "exhausted": np.empty((B, N), bool),
+    }
+    _retries_kernel(
+        world.arrays(), layout_arrays(layout), migration_params(cfg), code, urgency,
+        *out.values(),
+    )  # fmt: skip
     return out
 
 
-def _clear_chain(world: World, which: np.ndarray) -> None:
-    """Forget the retry chains of sources ``which`` (B, N) (the backoff count stays)."""
-    world.retry_pending &= ~which
-    world.retry_attempt[:] = np.where(which, 0, world.retry_attempt)
-    world.retry_tried &= ~which[:, :, None]
-    _clear_rows(world, which)
+# ---------------------------------------------------------------- steps 2, 7, 8: outcomes
 
 
-def _clear_rows(world: World, which: np.ndarray) -> None:
-    """Unmark the rows waiting for the retries of sources ``which`` (B, N)."""
-    src = world.task_retry_src
-    world.task_retry_src[:] = np.where(gather(which, np.maximum(src, 0)) & (src >= 0), -1, src)
-
-
-def _migration_failed(
-    world: World, cfg: ScenarioConfig, failed: np.ndarray, end_s: np.ndarray
-) -> np.ndarray:
-    """Sources ``failed`` (B, N) whose migration failed or was cancelled at ``end_s``:
+@njit(cache=True)
+def _migration_failed(w, p, b, failed, end_s, exhausted):
+    """Sources ``failed`` (N,) whose migration failed or was cancelled at ``end_s`` (N,):
     start the cooldown (``retry_policy = none``) or the exponential backoff and, with
-    attempts left, schedule a retry of its rows. Call before :func:`_end`. Returns the
-    chains exhausted by this failure (B, N)."""
-    mc = cfg.migration
-    if mc.retry_policy == "none":
-        world.cooldown_until_s[:] = np.where(failed, end_s + mc.cooldown_s, world.cooldown_until_s)
-        return np.zeros_like(failed)
-    world.retry_fails += failed
-    wait = mc.cooldown_s * np.exp2(np.clip(world.retry_fails - 1, 0, MAX_BACKOFF_DOUBLINGS))
-    world.cooldown_until_s[:] = np.where(failed, end_s + wait, world.cooldown_until_s)
-    host = np.maximum(world.task_host, 0)
-    rows = (world.task_mig_target >= 0) & gather(failed, host)
-    world.task_retry_src[:] = np.where(rows, world.task_host, world.task_retry_src)
-    more = failed & (world.retry_attempt < mc.max_attempts)
-    world.retry_pending |= more
-    exhausted = failed & ~more
-    _clear_chain(world, exhausted)
-    return exhausted
+    attempts left, schedule a retry of its rows. Call before :func:`_end`. Marks the
+    chains exhausted by this failure in ``exhausted`` (N,)."""
+    N = failed.shape[0]
+    exhausted[:] = False
+    if not p.next_peer:
+        for n in range(N):
+            if failed[n]:
+                w.cooldown_until_s[b, n] = end_s[n] + p.cooldown_s
+        return
+    for n in range(N):
+        if failed[n]:
+            w.retry_fails[b, n] += 1
+            doublings = min(max(w.retry_fails[b, n] - 1, 0), MAX_BACKOFF_DOUBLINGS)
+            w.cooldown_until_s[b, n] = end_s[n] + p.cooldown_s * 2.0**doublings
+    for t in range(w.task_state.shape[1]):
+        host = w.task_host[b, t]
+        if w.task_mig_target[b, t] >= 0 and failed[max(host, 0)]:
+            w.task_retry_src[b, t] = host
+    for n in range(N):
+        if failed[n]:
+            if w.retry_attempt[b, n] < p.max_attempts:
+                w.retry_pending[b, n] = True
+            else:
+                exhausted[n] = True
+    _clear_chain(w, b, exhausted)
+
+
+@njit(cache=True)
+def _end(w, b, which):
+    """Close the migrations of sources ``which`` (N,): release what is still reserved."""
+    for t in range(w.task_state.shape[1]):
+        target = w.task_mig_target[b, t]
+        if target >= 0 and which[max(w.task_host[b, t], 0)]:
+            w.slots_reserved[b, target] -= 1  # the ledger's unreserve
+            w.task_mig_target[b, t] = -1
+    for n in range(which.shape[0]):
+        if which[n]:
+            w.mig_active[b, n] = False
+
+
+@njit(cache=True)
+def _cancel_kernel(w, p, broken, exhausted):
+    B, N = broken.shape
+    end_s = np.empty(N)
+    for b in range(B):
+        any_broken = False
+        for n in range(N):
+            target_up = w.node_up[b, max(w.mig_target[b, n], 0)]
+            broken[b, n] = w.mig_active[b, n] and not (w.node_up[b, n] and target_up)
+            any_broken |= broken[b, n]
+        exhausted[b, :] = False
+        if any_broken:
+            end_s[:] = w.time_s[b]
+            _migration_failed(w, p, b, broken[b], end_s, exhausted[b])
+            _end(w, b, broken[b])
 
 
 def cancel_broken(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.ndarray]:
     """Migrations whose source or target is down end CANCELLED (rollback, then the
     source's cooldown or backoff starts, as after a failed migration). Returns the
     (B, N) masks (cancelled, chains exhausted)."""
-    t0 = np.maximum(world.mig_target, 0)
-    target_up = gather(world.node_up, t0)
-    broken = world.mig_active & ~(world.node_up & target_up)
-    exhausted = np.zeros_like(broken)
-    if broken.any():
-        now = np.broadcast_to(world.time_s[:, None], broken.shape)
-        exhausted = _migration_failed(world, cfg, broken, now)
-        _end(world, broken)
+    shape = world.mig_active.shape
+    broken, exhausted = np.empty(shape, bool), np.empty(shape, bool)
+    _cancel_kernel(world.arrays(), migration_params(cfg), broken, exhausted)
     return broken, exhausted
+
+
+@njit(cache=True)
+def _due_kernel(key, tick, time_s, mig_active, mig_end_s, mig_success_p, dt_s, node_index,
+                due, success):  # fmt: skip
+    B, N = due.shape
+    for b in range(B):
+        for n in range(N):
+            due[b, n] = mig_active[b, n] and mig_end_s[b, n] <= time_s[b] + dt_s + 1e-9
+            u = uniform_at(key[b], tick[b], _S_SUCCESS, node_index[n])
+            success[b, n] = due[b, n] and u < mig_success_p[b, n]
 
 
 def due_outcomes(world: World, cfg: ScenarioConfig, node_index: np.ndarray):
     """Migrations ending within this tick and whether each succeeds (seed 000 draw)."""
-    due = world.mig_active & (world.mig_end_s <= world.time_s[:, None] + cfg.dt_s + 1e-9)
-    u = uniform(world.key[:, None], world.tick[:, None], Stream.MIGRATION_SUCCESS, node_index)
-    return due, due & (u < world.mig_success_p)
+    w = world
+    due, success = np.empty(w.mig_active.shape, bool), np.empty(w.mig_active.shape, bool)
+    _due_kernel(
+        w.key, w.tick, w.time_s, w.mig_active, w.mig_end_s, w.mig_success_p, float(cfg.dt_s),
+        np.ravel(node_index).astype(np.uint64), due, success,
+    )  # fmt: skip
+    return due, success
 
 
 def switch_blocked_s(world: World, success: np.ndarray) -> np.ndarray:
     """Per task, the switch downtime it suffers this tick (for the compute step), (B, T)."""
-    host = np.maximum(world.task_host, 0)
-    moving = (world.task_mig_target >= 0) & gather(success, host)
-    return np.where(moving, gather(world.mig_downtime_s, host), 0.0)
+    w = world
+    host = np.maximum(w.task_host, 0)
+    rows = np.arange(w.task_host.shape[0])[:, None]
+    moving = (w.task_mig_target >= 0) & success[rows, host]
+    return np.where(moving, w.mig_downtime_s[rows, host], 0.0)
+
+
+@njit(cache=True)
+def _finish_kernel(w, p, due, success, retry_ok, exhausted):
+    B, N = due.shape
+    T = w.task_state.shape[1]
+    failed, ok = np.empty(N, np.bool_), np.empty(N, np.bool_)
+    end_s = np.empty(N)
+    for b in range(B):
+        retry_ok[b, :] = False
+        exhausted[b, :] = False
+        if not due[b].any():
+            continue
+        for n in range(N):
+            ok[n] = due[b, n] and success[b, n]
+            failed[n] = due[b, n] and not success[b, n]
+            end_s[n] = w.mig_end_s[b, n]
+        for t in range(T):  # commit: the target has the row, then the source lets it go
+            target, source = w.task_mig_target[b, t], w.task_host[b, t]
+            if target >= 0 and ok[max(source, 0)]:
+                w.slots_reserved[b, target] -= 1
+                w.slots_used[b, target] += 1
+                w.slots_used[b, source] -= 1
+                w.task_host[b, t] = target
+                w.task_origin[b, t] = target
+                w.task_mig_target[b, t] = -1
+                w.veh_serving[b, w.task_vehicle[b, t]] = target
+        for n in range(N):
+            if ok[n]:
+                w.cooldown_until_s[b, n] = end_s[n] + p.cooldown_s
+        _migration_failed(w, p, b, failed, end_s, exhausted[b])
+        for n in range(N):
+            retry_ok[b, n] = ok[n] and w.mig_retry[b, n]
+            if ok[n]:
+                w.retry_fails[b, n] = 0
+        _clear_chain(w, b, ok)
+        for n in range(N):
+            if due[b, n]:
+                w.mig_retry[b, n] = False
+        _end(w, b, due[b])  # a failed one rolls back: its reservations are released
 
 
 def finish(world: World, cfg: ScenarioConfig, due: np.ndarray, success: np.ndarray):
     """Commit successful migrations, roll back failed ones, start cooldowns (a failed
     one: the backoff, and its retry, see :func:`_migration_failed`). Returns the
     (B, N) masks (retries succeeded, chains exhausted)."""
-    host = np.maximum(world.task_host, 0)
-    migrating = world.task_mig_target >= 0
-    moving = migrating & gather(success, host)
-    e, t = np.nonzero(moving)
-    veh = world.task_vehicle[e, t]
-    ledger.commit_move(world, e, t)
-    world.veh_serving[e, veh] = world.task_host[e, t]
-    failing = migrating & gather(due & ~success, host)
-    ok = due & success
-    world.cooldown_until_s[:] = np.where(
-        ok, world.mig_end_s + cfg.migration.cooldown_s, world.cooldown_until_s
-    )
-    exhausted = _migration_failed(world, cfg, due & ~success, world.mig_end_s)
-    e, t = np.nonzero(failing)
-    ledger.unreserve(world, e, t)
-    retry_ok = ok & world.mig_retry
-    world.retry_fails[:] = np.where(ok, 0, world.retry_fails)
-    _clear_chain(world, ok)
-    world.mig_retry &= ~due
-    _end(world, due)
+    shape = due.shape
+    retry_ok, exhausted = np.empty(shape, bool), np.empty(shape, bool)
+    _finish_kernel(world.arrays(), migration_params(cfg), due, success, retry_ok, exhausted)
     return retry_ok, exhausted
-
-
-def _end(world: World, which: np.ndarray) -> None:
-    """Close the migrations in ``which`` (B, N): release what is still reserved."""
-    host = np.maximum(world.task_host, 0)
-    still = (world.task_mig_target >= 0) & gather(which, host)
-    e, t = np.nonzero(still)
-    ledger.unreserve(world, e, t)
-    world.mig_active &= ~which

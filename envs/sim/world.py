@@ -8,6 +8,7 @@ indices (``env * N + node``) and uses ``np.bincount``.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -119,6 +120,20 @@ class World:
 
     def copy(self) -> World:
         return World(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
+
+    def arrays(self) -> tuple:
+        """The state as a named tuple of the same arrays (``WorldArrays``), the form the
+        compiled kernels take (Numba compiles attribute access on it). Built once: the
+        arrays are only ever written in place, never replaced."""
+        cached = self.__dict__.get("_arrays")
+        if cached is None:
+            cached = self.__dict__["_arrays"] = WorldArrays(
+                *(getattr(self, f.name) for f in fields(self))
+            )
+        return cached
+
+
+WorldArrays = namedtuple("WorldArrays", [f.name for f in fields(World)])
 
 
 def allocate(batch: int, n_nodes: int, n_vehicles: int, n_tasks: int) -> World:
