@@ -122,21 +122,20 @@ def attached_only(group: np.ndarray, near: np.ndarray, n_groups: int) -> np.ndar
 
 
 @njit(cache=True)
-def _source_of(w, b, t):
-    """The node whose decision can move row ``t`` (-1: none) and whether that is a
-    failover. Migratable: running, not migrating, on a node believed up. Failover-able:
-    orphaned (its origin node was declared down)."""
-    state = w.task_state[b, t]
+def _source_of(state, host, mig_target, origin, host_believed_up):
+    """The node whose decision can move a row (-1: none) and whether that is a failover.
+    Migratable: running, not migrating, on a node believed up. Failover-able: orphaned
+    (its origin node was declared down). Takes the row's values, not the world: passing
+    the world's tuple per row would cost a reference count per array."""
     if state == RUNNING:
-        host = w.task_host[b, t]
-        if w.task_mig_target[b, t] < 0 and w.view_up[b, host]:
+        if mig_target < 0 and host_believed_up:
             return host, False
     elif state == ORPHANED:
-        return w.task_origin[b, t], True
+        return origin, True
     return -1, False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _free_slots(w, lay, b, n):
     return lay.max_jobs[n] - w.slots_used[b, n] - w.slots_reserved[b, n]
 
@@ -148,7 +147,11 @@ def _mask_env(w, lay, b, serves, mask):
     N = mask.shape[0]
     serves[:, :] = False
     for t in range(w.task_state.shape[1]):
-        src, _ = _source_of(w, b, t)
+        host = w.task_host[b, t]
+        src, _ = _source_of(
+            w.task_state[b, t], host, w.task_mig_target[b, t], w.task_origin[b, t],
+            w.view_up[b, max(host, 0)],
+        )  # fmt: skip
         if src >= 0:
             svc = w.task_service[b, t]
             for m in range(N):
@@ -304,7 +307,11 @@ def _decisions_kernel(w, lay, p, actions, code, urgency, mask, invalid, started,
                 invalid[b] += 1
         K = 0
         for t in range(T):
-            s, is_orphan = _source_of(w, b, t)
+            host = w.task_host[b, t]
+            s, is_orphan = _source_of(
+                w.task_state[b, t], host, w.task_mig_target[b, t], w.task_origin[b, t],
+                w.view_up[b, max(host, 0)],
+            )  # fmt: skip
             if s < 0:
                 continue
             a = actions[b, s]
