@@ -60,28 +60,72 @@ MODULE_TESTS: dict[str, list[str]] = {
     "ledger": ["tests/test_ledger.py"],
     "triggers": ["tests/test_triggers.py", "tests/test_baselines.py"],
     "radio": ["tests/test_radio_mobility.py"],
-    "mobility": ["tests/test_radio_mobility.py"],
+    "mobility": ["tests/test_radio_mobility.py", "tests/test_highway.py"],
     "highway": ["tests/test_highway.py"],
-    "faults": ["tests/test_pinned.py", "tests/test_simulator.py"],
+    "faults": ["tests/test_pinned.py", "tests/test_controller.py", "tests/test_simulator.py"],
     "migration": [
         "tests/test_migration_pinned.py",
         "tests/test_pinned.py",
         "tests/test_simulator.py",
         "tests/test_baselines.py",
     ],
-    "scheduler": ["tests/test_simulator.py", "tests/test_sessions.py"],
+    "scheduler": [
+        "tests/test_session_rows.py",
+        "tests/test_simulator.py",
+        "tests/test_sessions.py",
+        "tests/test_pinned.py",
+    ],
     "view": ["tests/test_pinned.py", "tests/test_baselines.py"],
-    "rng": ["tests/test_simulator.py"],
+    "rng": ["tests/test_formulas.py", "tests/test_radio_mobility.py", "tests/test_simulator.py"],
     "stats": ["tests/test_simulator.py"],
+    "outcomes": [
+        "tests/test_sessions_pinned.py",
+        "tests/test_session_rows.py",
+        "tests/test_pinned.py",
+        "tests/test_simulator.py",
+    ],
     "simulator": ["tests/test_simulator.py", "tests/test_pinned.py", "tests/test_sessions.py"],
 }
+
+# Numba's disk cache (cache=True) notices a change to a kernel's own file, not to a
+# compiled function it calls from another module: a mutant of rng.uniform_at would leave
+# mobility's cached kernels running the original. Before each mutant's tests the cached
+# kernels of the modules that compile calls into the mutated one are deleted.
+_ALL_KERNELS = [
+    "compute", "faults", "formulas", "highway", "migration", "mobility", "outcomes", "radio",
+    "rng", "scheduler", "sessions", "triggers",
+]  # fmt: skip
+NUMBA_DEPENDENTS: dict[str, list[str]] = {
+    "rng": ["rng", "mobility", "highway", "scheduler", "sessions", "faults", "migration"],
+    "formulas": ["formulas", "migration"],
+    "scheduler": ["scheduler", "sessions"],
+    "highway": ["highway", "mobility"],
+    "triggers": ["triggers", "migration"],
+    "ledger": ["ledger", "faults"],
+    "world": _ALL_KERNELS,
+}
+
+
+def _write_test_script(module: str, work: Path) -> Path:
+    """The command run against each mutant: drop the stale cached kernels, then the
+    module's tests (fail fast, no xdist, ``slow`` and ``long`` tests left out)."""
+    names = NUMBA_DEPENDENTS.get(module, [module])
+    stale = " ".join(f"envs/sim/__pycache__/{n}.*.nb[ic]" for n in names)
+    tests = " ".join(MODULE_TESTS[module])
+    script = work / f"test-{module}.sh"
+    script.write_text(
+        f"cd {work}\nrm -f {stale}\n"
+        f"PYTHONPATH={work}/.pkg exec {sys.executable} -m pytest -x -q -p no:cacheprovider "
+        f"-p no:xdist -m 'not slow and not long' {tests}\n"
+    )
+    return script
+
 
 CONFIG = """[cosmic-ray]
 module-path = "envs/sim/{module}.py"
 timeout = {timeout}
 excluded-modules = []
-test-command = "env PYTHONPATH={work}/.pkg {python} -m pytest -x -q -p no:cacheprovider \
--p no:xdist -m 'not slow and not long' {tests}"
+test-command = "sh {script}"
 
 [cosmic-ray.distributor]
 name = "local"
@@ -162,10 +206,9 @@ def run_module(
     module: str, work: Path, out: Path, budget_s: float, fresh: bool, sample: int | None = None
 ) -> dict:
     """Mutate ``envs/sim/<module>.py`` for at most ``budget_s`` seconds; returns counts."""
-    tests = " ".join(MODULE_TESTS[module])
     cfg = work / f"cr-{module}.toml"
     cfg.write_text(
-        CONFIG.format(module=module, timeout=120.0, work=work, python=sys.executable, tests=tests)
+        CONFIG.format(module=module, timeout=240.0, script=_write_test_script(module, work))
     )
     db = out / f"{module}.sqlite"
     if fresh and db.exists():
@@ -214,10 +257,8 @@ def recheck_survivors(module: str, work: Path, out: Path) -> dict:
         "join mutation_specs s on s.job_id = r.job_id "
         "where r.test_outcome = 'SURVIVED' and r.worker_outcome = 'NORMAL'"
     ).fetchall()
-    tests = MODULE_TESTS[module]
     env = {**os.environ, "PYTHONPATH": str(work / ".pkg")}
-    pytest_cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
-    pytest_cmd += ["-p", "no:xdist", "-m", "not slow and not long", *tests]
+    script = _write_test_script(module, work)
     killed = 0
     for i, (job_id, path, operator, occurrence) in enumerate(rows):
         original = (work / path).read_bytes()
@@ -228,7 +269,7 @@ def recheck_survivors(module: str, work: Path, out: Path) -> dict:
                 check=True,
                 capture_output=True,
             )
-            result = subprocess.run(pytest_cmd, cwd=work, env=env, capture_output=True)
+            result = subprocess.run(["sh", str(script)], cwd=work, env=env, capture_output=True)
         finally:
             (work / path).write_bytes(original)
         if result.returncode != 0:
