@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("cosmic-ray") is None:
         print("cosmic-ray is not installed: pip install -e '.[dev]'", file=sys.stderr)
         return 2
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # cosmic-ray runs in the copy
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for module in modules:
