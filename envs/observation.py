@@ -8,7 +8,10 @@ pairwise distance matrix and the globals apart, for set/graph encoders.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 
 from .sim.config import ScenarioConfig
 from .sim.view import ControllerView
@@ -51,47 +54,80 @@ def flat_size(cfg: ScenarioConfig) -> int:
     return cfg.n_nodes * n_node_features(cfg) + len(GLOBAL_FEATURES)
 
 
+@njit(cache=True)
+def _clip01(x):
+    return min(max(x, 0.0), 1.0)
+
+
+@njit(cache=True)
+def _node_kernel(
+    up, load, slots_reserved, battery, is_uav, cooldown_left_s, migrating, task_state,
+    task_host, task_origin, task_remaining_s, away, mean_hops, urgency, heartbeat_age_s,
+    since_failure_s, attached, cpu_hz, capability, max_jobs, cooldown_s, max_hops, detect_s,
+    failure_cooldown_s, deadline_max_s, out,
+):  # fmt: skip
+    B, N = up.shape
+    T = task_state.shape[1]
+    S = capability.shape[1]
+    F0 = out.shape[2] - S
+    n_hosted, slack_sum = np.empty(N), np.empty(N)
+    slack_min, n_orphans = np.empty(N), np.empty(N)
+    cpu_max = cpu_hz.max()
+    for b in range(B):
+        n_hosted[:] = 0.0
+        slack_sum[:] = 0.0
+        slack_min[:] = 1.0
+        n_orphans[:] = 0.0
+        for t in range(T):
+            state = task_state[b, t]
+            if state == RUNNING:
+                h = task_host[b, t]
+                slack = _clip01(task_remaining_s[b, t] / deadline_max_s)
+                n_hosted[h] += 1.0
+                slack_sum[h] += slack
+                slack_min[h] = min(slack_min[h], slack)
+            elif state == ORPHANED:
+                n_orphans[max(task_origin[b, t], 0)] += 1.0
+        for n in range(N):
+            jobs = float(max_jobs[n])
+            f = out[b, n]
+            f[0] = 1.0 if up[b, n] else 0.0
+            f[1] = _clip01(load[b, n])
+            f[2] = _clip01(slots_reserved[b, n] / jobs)
+            f[3] = _clip01(battery[b, n])
+            f[4] = 1.0 if is_uav[n] else 0.0
+            f[5] = _clip01(cooldown_left_s[b, n] / cooldown_s)
+            f[6] = 1.0 if migrating[b, n] else 0.0
+            f[7] = _clip01(n_orphans[n] / jobs)
+            f[8] = _clip01(away[b, n])
+            f[9] = _clip01(mean_hops[b, n] / max_hops)
+            f[10] = _clip01(urgency[b, n])
+            f[11] = _clip01(slack_min[n])
+            f[12] = _clip01(slack_sum[n] / n_hosted[n] if n_hosted[n] > 0 else 1.0)
+            f[13] = _clip01(heartbeat_age_s[b, n] / detect_s)
+            f[14] = _clip01(math.exp(-since_failure_s[b, n] / failure_cooldown_s))
+            f[15] = _clip01(attached[b, n] / jobs)
+            f[16] = _clip01(cpu_hz[n] / cpu_max)
+            for k in range(S):
+                f[F0 + k] = 1.0 if capability[n, k] else 0.0
+
+
 def node_matrix(view: ControllerView, cfg: ScenarioConfig, tick: np.ndarray) -> np.ndarray:
-    """(B, N, F) float32 node features; the last ``n_services`` columns are capabilities."""
-    lay = view.layout
+    """(B, N, F) float32 node features (NODE_FEATURES, then one capability column per
+    service), each computed in double precision, clipped to [0, 1], stored as float32."""
+    lay, v = view.layout, view
     B, N = view.up.shape
-    max_jobs = lay.max_jobs.astype(np.float64)
-    running = view.task_state == RUNNING
-    host = np.where(running, view.task_host, 0)
-    slack = np.clip(view.task_remaining_s / cfg.tasks.deadline_s_max, 0.0, 1.0)
-    idx = (np.arange(B)[:, None] * N + host)[running]
-    n_hosted = np.bincount(idx, minlength=B * N).reshape(B, N)
-    slack_sum = np.bincount(idx, weights=slack[running], minlength=B * N).reshape(B, N)
-    slack_min = np.ones(B * N)
-    np.minimum.at(slack_min, idx, slack[running])
-    orphan = view.task_state == ORPHANED
-    oidx = (np.arange(B)[:, None] * N + np.maximum(view.task_origin, 0))[orphan]
-    n_orphans = np.bincount(oidx, minlength=B * N).reshape(B, N)
-    detect = cfg.faults.heartbeat_misses * cfg.faults.heartbeat_interval_s
-    max_hops = max(float(lay.hops.max()), 1.0)
-    cols = [
-        view.up,
-        view.load,
-        view.slots_reserved / max_jobs,
-        view.battery,
-        np.broadcast_to(lay.is_uav, (B, N)),
-        view.cooldown_left_s / max(cfg.migration.cooldown_s, 1e-9),
-        view.migrating,
-        n_orphans / max_jobs,
-        view.away_fraction,
-        view.mean_hops / max_hops,
-        view.urgency,
-        slack_min.reshape(B, N),
-        np.where(n_hosted > 0, slack_sum / np.maximum(n_hosted, 1), 1.0),
-        view.heartbeat_age_s / detect,
-        np.exp(-view.since_failure_s / max(cfg.faults.failure_cooldown_s, 1e-9)),
-        view.attached_vehicles / max_jobs,
-        np.broadcast_to(lay.cpu_hz / lay.cpu_hz.max(), (B, N)),
-    ]
-    feats = np.stack([np.asarray(c, dtype=np.float64) for c in cols], axis=-1)
-    cap = np.broadcast_to(lay.capability, (B, N, lay.capability.shape[1]))
-    out = np.concatenate([feats, cap], axis=-1)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    out = np.empty((B, N, n_node_features(cfg)), np.float32)
+    _node_kernel(
+        v.up, v.load, v.slots_reserved, v.battery, lay.is_uav, v.cooldown_left_s, v.migrating,
+        v.task_state, v.task_host, v.task_origin, v.task_remaining_s, v.away_fraction,
+        v.mean_hops, v.urgency, v.heartbeat_age_s, v.since_failure_s, v.attached_vehicles,
+        lay.cpu_hz, lay.capability, lay.max_jobs, max(cfg.migration.cooldown_s, 1e-9),
+        max(float(lay.hops.max()), 1.0),
+        float(cfg.faults.heartbeat_misses * cfg.faults.heartbeat_interval_s),
+        max(cfg.faults.failure_cooldown_s, 1e-9), float(cfg.tasks.deadline_s_max), out,
+    )  # fmt: skip
+    return out
 
 
 def global_vector(
