@@ -34,7 +34,6 @@ Invalid decisions (see :func:`action_mask`) are no-ops, counted.
 from __future__ import annotations
 
 from collections import namedtuple
-from functools import lru_cache
 
 import numpy as np
 from numba import njit
@@ -83,8 +82,17 @@ def layout_arrays(layout: Layout) -> LayoutArrays:
     )
 
 
-@lru_cache(maxsize=64)
 def migration_params(cfg: ScenarioConfig) -> MigrationParams:
+    """The migration settings the kernels take, built once per (immutable) scenario and
+    kept on it (hashing a scenario for a cache costs more than building them)."""
+    cached = cfg.__dict__.get("_migration_params")
+    if cached is None:
+        cached = _build_params(cfg)
+        object.__setattr__(cfg, "_migration_params", cached)
+    return cached
+
+
+def _build_params(cfg: ScenarioConfig) -> MigrationParams:
     mc, fc = cfg.migration, cfg.faults
     return MigrationParams(
         int(mc.max_tasks_per_migration), float(mc.parallel_factor), float(mc.backhaul_mbps),
