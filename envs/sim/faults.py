@@ -23,7 +23,7 @@ from numba import njit
 
 from .config import ScenarioConfig
 from .layout import Layout
-from .ledger import LedgerError
+from .ledger import LedgerError, heartbeat_row, register_node_row, release_row
 from .rng import Stream, uniform_at
 from .world import CAUSE_BATTERY, CAUSE_FAULT, CAUSE_NONE, ORPHANED, RUNNING, World
 
@@ -83,9 +83,7 @@ def _fail_repair_kernel(
                     raise LedgerError("register_node: node still holds tasks")
                 node_up[b, n] = True
                 down_cause[b, n] = CAUSE_NONE
-                view_up[b, n] = True
-                last_heartbeat_s[b, n] = now
-                view_load[b, n] = 0.0
+                register_node_row(view_up, last_heartbeat_s, view_load, b, n, now)
                 if is_uav[n]:
                     battery_j[b, n] = capacity_j[n]
                     view_battery[b, n] = 1.0
@@ -128,10 +126,11 @@ def _heartbeat_kernel(
         for n in range(N):
             # live nodes that are due report their load and battery
             if node_up[b, n] and now - last_heartbeat_s[b, n] >= interval_s - 1e-9:
-                last_heartbeat_s[b, n] = now
-                view_up[b, n] = True
-                view_load[b, n] = (slots_used[b, n] + slots_reserved[b, n]) / max_jobs[n]
-                view_battery[b, n] = battery_j[b, n] / capacity_j[n] if is_uav[n] else 1.0
+                load = (slots_used[b, n] + slots_reserved[b, n]) / max_jobs[n]
+                battery = battery_j[b, n] / capacity_j[n] if is_uav[n] else 1.0
+                heartbeat_row(
+                    view_up, last_heartbeat_s, view_load, view_battery, b, n, now, load, battery
+                )
             silent = now - last_heartbeat_s[b, n] > misses * interval_s + 1e-9
             declared_out[b, n] = view_up[b, n] and silent
             any_declared |= declared_out[b, n]
@@ -143,12 +142,7 @@ def _heartbeat_kernel(
                 continue
             # the controller learns of the lost rows now, not when the node died
             node_lost[b, host] += 1
-            target = task_mig_target[b, t]  # the ledger's release, with any reservation
-            if target >= 0:
-                slots_reserved[b, target] -= 1
-                task_mig_target[b, t] = -1
-            slots_used[b, host] -= 1
-            task_host[b, t] = -1
+            release_row(slots_used, slots_reserved, task_host, task_mig_target, b, t)
             task_state[b, t] = ORPHANED
             task_orphaned_s[b, t] = now
             # dispatched to the node after it died (unknown to the controller): the

@@ -3,9 +3,13 @@
 Seed 002 replaces a scheduler's scattered locked state with four atomic
 operations on a single source of truth: ``register_node``, ``heartbeat``,
 ``dispatch_task`` and ``complete_task``. Here every change of which node
-holds which task, and of slot counts, goes through the functions below. Each
-takes a vector of tasks (``env`` and ``task`` row arrays) and either applies
-fully or raises :class:`LedgerError` before touching anything.
+holds which task, and of slot counts, is one of the compiled row operations
+below (``*_row``: one row or node of one environment), which the simulator's
+kernels call. The array functions (``dispatch``, ``release``, ...) take a
+vector of rows (``env`` and ``task`` arrays), check every precondition and
+raise :class:`LedgerError` before touching anything, then apply the row
+operation to each: they are the checked entry points for hand-built states
+and tests.
 
 Invariants (:func:`check`):
 
@@ -18,6 +22,7 @@ Invariants (:func:`check`):
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from .layout import Layout
 from .world import FREE, NO_NODE, ORPHANED, QUEUED, RUNNING, World
@@ -49,22 +54,104 @@ def _require_distinct(world: World, env: np.ndarray, task: np.ndarray, op: str) 
     _require(np.unique(flat).size == flat.size, f"{op}: a task is listed more than once")
 
 
+# ---------------------------------------------------------------- row operations
+
+
+@njit(cache=True)
+def register_node_row(view_up, last_heartbeat_s, view_load, b, n, now):
+    """A (re)started node joins empty, believed up, as if it had just reported."""
+    view_up[b, n] = True
+    last_heartbeat_s[b, n] = now
+    view_load[b, n] = 0.0  # it joins empty; battery is set by the caller
+
+
+@njit(cache=True)
+def heartbeat_row(view_up, last_heartbeat_s, view_load, view_battery, b, n, now, load, battery):
+    """Node ``n`` reports its load and battery."""
+    last_heartbeat_s[b, n] = now
+    view_up[b, n] = True
+    view_load[b, n] = load
+    view_battery[b, n] = battery
+
+
+@njit(cache=True)
+def dispatch_row(slots_used, task_state, task_host, task_origin, b, t, node):
+    """A waiting row starts on ``node``, taking one of its free slots."""
+    slots_used[b, node] += 1
+    task_state[b, t] = RUNNING
+    task_host[b, t] = node
+    task_origin[b, t] = node
+
+
+@njit(cache=True)
+def reserve_row(slots_reserved, task_mig_target, b, t, target):
+    """Keep-before-break, phase 1: hold one slot on ``target`` for a migrating row."""
+    slots_reserved[b, target] += 1
+    task_mig_target[b, t] = target
+
+
+@njit(cache=True)
+def unreserve_row(slots_reserved, task_mig_target, b, t):
+    """Roll back a reservation: the row stays where it is."""
+    slots_reserved[b, task_mig_target[b, t]] -= 1
+    task_mig_target[b, t] = NO_NODE
+
+
+@njit(cache=True)
+def commit_row(slots_used, slots_reserved, task_host, task_origin, task_mig_target, b, t):
+    """Two-phase handoff, phase 2: the target has the row, then the source lets go."""
+    target, source = task_mig_target[b, t], task_host[b, t]
+    slots_reserved[b, target] -= 1
+    slots_used[b, target] += 1
+    slots_used[b, source] -= 1
+    task_host[b, t] = target
+    task_origin[b, t] = target
+    task_mig_target[b, t] = NO_NODE
+
+
+@njit(cache=True)
+def release_row(slots_used, slots_reserved, task_host, task_mig_target, b, t):
+    """A hosted row gives up its slot (end, orphaning), and any reservation."""
+    if task_mig_target[b, t] >= 0:
+        unreserve_row(slots_reserved, task_mig_target, b, t)
+    slots_used[b, task_host[b, t]] -= 1
+    task_host[b, t] = NO_NODE
+
+
+@njit(cache=True)
+def complete_row(slots_used, slots_reserved, task_state, task_host, task_mig_target,
+                 task_vehicle, veh_tasks, b, t):  # fmt: skip
+    """A row ends (completed, missed, dropped, session over): free its slot and the row."""
+    if task_host[b, t] >= 0:
+        release_row(slots_used, slots_reserved, task_host, task_mig_target, b, t)
+    task_state[b, t] = FREE
+    veh_tasks[b, task_vehicle[b, t]] -= 1
+
+
+# ---------------------------------------------------------------- checked array entry points
+
+
 def register_node(world: World, env: np.ndarray, node: np.ndarray) -> None:
     """A (re)started node joins empty: it holds no task and no reservation."""
     _require(world.node_up[env, node], "register_node: node is not up")
     _require(world.slots_used[env, node] == 0, "register_node: node still holds tasks")
-    world.view_up[env, node] = True
-    world.last_heartbeat_s[env, node] = world.time_s[env]
-    world.view_load[env, node] = 0.0  # it joins empty; battery is set by the caller
+    w = world
+    for b, n in zip(np.ravel(env).tolist(), np.ravel(node).tolist(), strict=True):
+        register_node_row(w.view_up, w.last_heartbeat_s, w.view_load, b, n, w.time_s[b])
 
 
 def heartbeat(world: World, beating: np.ndarray, load: np.ndarray, battery: np.ndarray) -> None:
     """Nodes in the (B, N) mask ``beating`` report their load and battery."""
-    t = np.broadcast_to(world.time_s[:, None], beating.shape)
-    world.last_heartbeat_s[beating] = t[beating]
-    world.view_up |= beating
-    world.view_load[beating] = load[beating]
-    world.view_battery[beating] = battery[beating]
+    w = world
+    for b, n in zip(*np.nonzero(beating), strict=True):
+        heartbeat_row(
+            w.view_up, w.last_heartbeat_s, w.view_load, w.view_battery, b, n, w.time_s[b],
+            load[b, n], battery[b, n],
+        )  # fmt: skip
+
+
+def _rows(env: np.ndarray, task: np.ndarray):
+    return zip(np.ravel(env).tolist(), np.ravel(task).tolist(), strict=True)
 
 
 def dispatch(world: World, layout: Layout, env: np.ndarray, task: np.ndarray, node: np.ndarray):
@@ -79,10 +166,22 @@ def dispatch(world: World, layout: Layout, env: np.ndarray, task: np.ndarray, no
     _require(world.view_up[env, node], "dispatch: node is declared down")
     demand = node_counts(env, node, B, N)
     _require(demand <= free_slots(world, layout), "dispatch: node has no free slot")
-    world.slots_used += demand
-    world.task_state[env, task] = RUNNING
-    world.task_host[env, task] = node
-    world.task_origin[env, task] = node
+    w = world
+    for (b, t), n in zip(_rows(env, task), np.ravel(node).tolist(), strict=True):
+        dispatch_row(w.slots_used, w.task_state, w.task_host, w.task_origin, b, t, n)
+
+
+def _check_release(world: World, env: np.ndarray, task: np.ndarray, op: str) -> None:
+    B, N = world.slots_used.shape
+    _require_distinct(world, env, task, op)
+    host = world.task_host[env, task]
+    _require(host >= 0, f"{op}: task is not hosted")
+    used = node_counts(env, host, B, N)
+    _require(used <= world.slots_used, f"{op}: more releases than slots in use")
+    migrating = world.task_mig_target[env, task] >= 0
+    e, t = env[migrating], task[migrating]
+    held = node_counts(e, world.task_mig_target[e, t], B, N)
+    _require(held <= world.slots_reserved, "unreserve: more than reserved")
 
 
 def release(world: World, env: np.ndarray, task: np.ndarray) -> None:
@@ -92,18 +191,10 @@ def release(world: World, env: np.ndarray, task: np.ndarray) -> None:
     """
     if env.size == 0:
         return
-    B, N = world.slots_used.shape
-    _require_distinct(world, env, task, "release")
-    host = world.task_host[env, task]
-    _require(host >= 0, "release: task is not hosted")
-    migrating = world.task_mig_target[env, task] >= 0
-    used = node_counts(env, host, B, N)
-    _require(used <= world.slots_used, "release: more releases than slots in use")
-    if migrating.any():
-        e, t = env[migrating], task[migrating]
-        unreserve(world, e, t)
-    world.slots_used -= used
-    world.task_host[env, task] = NO_NODE
+    _check_release(world, env, task, "release")
+    w = world
+    for b, t in _rows(env, task):
+        release_row(w.slots_used, w.slots_reserved, w.task_host, w.task_mig_target, b, t)
 
 
 def complete(world: World, env: np.ndarray, task: np.ndarray) -> None:
@@ -113,9 +204,14 @@ def complete(world: World, env: np.ndarray, task: np.ndarray) -> None:
     _require_distinct(world, env, task, "complete")
     _require(world.task_state[env, task] != FREE, "complete: task is not live")
     hosted = world.task_host[env, task] >= 0
-    release(world, env[hosted], task[hosted])
-    world.task_state[env, task] = FREE
-    np.subtract.at(world.veh_tasks, (env, world.task_vehicle[env, task]), 1)
+    if hosted.any():
+        _check_release(world, env[hosted], task[hosted], "release")
+    w = world
+    for b, t in _rows(env, task):
+        complete_row(
+            w.slots_used, w.slots_reserved, w.task_state, w.task_host, w.task_mig_target,
+            w.task_vehicle, w.veh_tasks, b, t,
+        )  # fmt: skip
 
 
 def reserve(world: World, layout: Layout, env: np.ndarray, task: np.ndarray, target: np.ndarray):
@@ -129,8 +225,9 @@ def reserve(world: World, layout: Layout, env: np.ndarray, task: np.ndarray, tar
     _require(world.task_host[env, task] != target, "reserve: target is the task's host")
     demand = node_counts(env, target, B, N)
     _require(demand <= free_slots(world, layout), "reserve: target has no free slot")
-    world.slots_reserved += demand
-    world.task_mig_target[env, task] = target
+    w = world
+    for (b, t), m in zip(_rows(env, task), np.ravel(target).tolist(), strict=True):
+        reserve_row(w.slots_reserved, w.task_mig_target, b, t, m)
 
 
 def unreserve(world: World, env: np.ndarray, task: np.ndarray) -> None:
@@ -143,8 +240,9 @@ def unreserve(world: World, env: np.ndarray, task: np.ndarray) -> None:
     _require(target >= 0, "unreserve: task is not migrating")
     held = node_counts(env, target, B, N)
     _require(held <= world.slots_reserved, "unreserve: more than reserved")
-    world.slots_reserved -= held
-    world.task_mig_target[env, task] = NO_NODE
+    w = world
+    for b, t in _rows(env, task):
+        unreserve_row(w.slots_reserved, w.task_mig_target, b, t)
 
 
 def commit_move(world: World, env: np.ndarray, task: np.ndarray) -> None:
@@ -157,13 +255,12 @@ def commit_move(world: World, env: np.ndarray, task: np.ndarray) -> None:
     source = world.task_host[env, task]
     _require((target >= 0) & (source >= 0), "commit_move: task is not migrating")
     arriving = node_counts(env, target, B, N)
-    leaving = node_counts(env, source, B, N)
     _require(arriving <= world.slots_reserved, "commit_move: target lost its reservation")
-    world.slots_reserved -= arriving
-    world.slots_used += arriving - leaving
-    world.task_host[env, task] = target
-    world.task_origin[env, task] = target
-    world.task_mig_target[env, task] = NO_NODE
+    w = world
+    for b, t in _rows(env, task):
+        commit_row(
+            w.slots_used, w.slots_reserved, w.task_host, w.task_origin, w.task_mig_target, b, t
+        )
 
 
 def check(world: World, layout: Layout) -> None:

@@ -48,6 +48,7 @@ from .formulas import (
     transfer_time_at,
 )
 from .layout import Layout
+from .ledger import commit_row, dispatch_row, reserve_row, unreserve_row
 from .rng import Stream, uniform_at
 from .triggers import Trigger, node_triggers
 from .world import KIND_SESSION, ORPHANED, RUNNING, World
@@ -238,8 +239,7 @@ def _start_migrations(w, lay, p, b, K, rows, src, tgt, keep, orphan, code, urgen
             n_rows[n] += 1
             state_mb[n] += w.task_state_mb[b, rows[k]]
             target[n] = tgt[k]
-            w.slots_reserved[b, tgt[k]] += 1  # the ledger's reserve
-            w.task_mig_target[b, rows[k]] = tgt[k]
+            reserve_row(w.slots_reserved, w.task_mig_target, b, rows[k], tgt[k])
     now = w.time_s[b]
     cost_sum = 0.0
     for n in range(N):
@@ -378,10 +378,7 @@ def _decisions_kernel(w, lay, p, actions, code, urgency, mask, invalid, started,
                 delay = transfer_time_at(w.task_input_mb[b, t], p.backhaul_mbps)
                 w.task_done[b, t] = 0.0
             w.task_replica[b, t] = w.task_done[b, t]
-            w.task_state[b, t] = RUNNING  # the ledger's dispatch
-            w.task_host[b, t] = m
-            w.task_origin[b, t] = m
-            w.slots_used[b, m] += 1
+            dispatch_row(w.slots_used, w.task_state, w.task_host, w.task_origin, b, t, m)
             w.task_ready_s[b, t] = now + delay
             w.veh_serving[b, w.task_vehicle[b, t]] = m
             failovers[b] += 1
@@ -605,10 +602,8 @@ def _migration_failed(w, p, b, failed, end_s, exhausted):
 def _end(w, b, which):
     """Close the migrations of sources ``which`` (N,): release what is still reserved."""
     for t in range(w.task_state.shape[1]):
-        target = w.task_mig_target[b, t]
-        if target >= 0 and which[max(w.task_host[b, t], 0)]:
-            w.slots_reserved[b, target] -= 1  # the ledger's unreserve
-            w.task_mig_target[b, t] = -1
+        if w.task_mig_target[b, t] >= 0 and which[max(w.task_host[b, t], 0)]:
+            unreserve_row(w.slots_reserved, w.task_mig_target, b, t)
     for n in range(which.shape[0]):
         if which[n]:
             w.mig_active[b, n] = False
@@ -688,15 +683,12 @@ def _finish_kernel(w, p, due, success, retry_ok, exhausted):
             failed[n] = due[b, n] and not success[b, n]
             end_s[n] = w.mig_end_s[b, n]
         for t in range(T):  # commit: the target has the row, then the source lets it go
-            target, source = w.task_mig_target[b, t], w.task_host[b, t]
-            if target >= 0 and ok[max(source, 0)]:
-                w.slots_reserved[b, target] -= 1
-                w.slots_used[b, target] += 1
-                w.slots_used[b, source] -= 1
-                w.task_host[b, t] = target
-                w.task_origin[b, t] = target
-                w.task_mig_target[b, t] = -1
-                w.veh_serving[b, w.task_vehicle[b, t]] = target
+            if w.task_mig_target[b, t] >= 0 and ok[max(w.task_host[b, t], 0)]:
+                commit_row(
+                    w.slots_used, w.slots_reserved, w.task_host, w.task_origin,
+                    w.task_mig_target, b, t,
+                )  # fmt: skip
+                w.veh_serving[b, w.task_vehicle[b, t]] = w.task_host[b, t]
         for n in range(N):
             if ok[n]:
                 w.cooldown_until_s[b, n] = end_s[n] + p.cooldown_s

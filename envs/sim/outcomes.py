@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .ledger import complete_row
 from .stats import Counters
 from .world import FREE, KIND_SESSION, KIND_TASK, RUNNING, World
 
@@ -90,16 +91,10 @@ def _outcomes_kernel(
             if over:
                 sessions_ended[b] += 1
                 veh_wants_session[b, v] = False  # served: the vehicle wants no other
-            # the ledger's complete: give back the slot and any reservation, free the row
-            if host >= 0:
-                target = task_mig_target[b, t]
-                if target >= 0:
-                    slots_reserved[b, target] -= 1
-                    task_mig_target[b, t] = -1
-                slots_used[b, host] -= 1
-                task_host[b, t] = -1
-            task_state[b, t] = FREE
-            veh_tasks[b, v] -= 1
+            complete_row(
+                slots_used, slots_reserved, task_state, task_host, task_mig_target,
+                task_vehicle, veh_tasks, b, t,
+            )  # fmt: skip
         tasks_completed[b] += n_done
         tasks_missed[b] += n_late
         tasks_dropped[b] += task_drop

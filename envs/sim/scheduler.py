@@ -27,6 +27,7 @@ from numba import njit
 from .arrays import gather
 from .config import ScenarioConfig
 from .layout import Layout
+from .ledger import dispatch_row
 from .rng import Stream, poisson_at, uniform_at
 from .world import FREE, KIND_TASK, QUEUED, RUNNING, World
 
@@ -267,10 +268,7 @@ def _dispatch_kernel(
             if node < 0 or free[node] == 0:
                 continue
             free[node] -= 1
-            slots_used[b, node] += 1  # the ledger's dispatch: one free slot taken
-            task_state[b, t] = RUNNING
-            task_host[b, t] = node
-            task_origin[b, t] = node
+            dispatch_row(slots_used, task_state, task_host, task_origin, b, t, node)
             v = task_vehicle[b, t]
             rate = max(veh_rate_mbps[b, v], MIN_UPLOAD_RATE_MBPS)
             task_ready_s[b, t] = time_s[b] + task_input_mb[b, t] * 8 / rate
