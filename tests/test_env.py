@@ -3,6 +3,7 @@ observation bounds, info contents, action masks and an RL smoke test."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -357,15 +358,22 @@ def test_unseeded_reset_after_seeded_reset_is_reproducible_dict_mode():
     assert_same_trajectory(run_episode(env_a, None, actions), run_episode(env_b, None, actions))
 
 
-def test_pickled_env_continues_identically():
+@pytest.mark.parametrize(
+    "clone_of", [lambda e: pickle.loads(pickle.dumps(e)), copy.deepcopy], ids=["pickle", "deepcopy"]
+)
+def test_pickled_env_continues_identically(clone_of):
+    """Mid-episode, a pickled or deep-copied env (its compiled core's arrays included)
+    continues exactly as the original, and independently of it."""
     env = gym.make(SMALL)
     actions = sample_actions(env.action_space, 4, 200)
     env.reset(seed=77)
     for a in actions[:60]:
         env.step(a)
     base = env.unwrapped
-    clone = pickle.loads(pickle.dumps(base))
+    clone = clone_of(base)
     assert clone is not base
+    assert clone.sim.world.arrays().task_state is clone.sim.world.task_state
+    assert clone.sim.world.task_state is not base.sim.world.task_state
     np.testing.assert_array_equal(clone.action_masks(), base.action_masks())
     for i, a in enumerate(actions[60:140]):
         step_a = base.step(a)
