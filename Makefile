@@ -9,9 +9,11 @@ setup:
 	$(PIP) install -e ".[train,viz,dev]"
 
 test: setup
+	$(PY) -m roadedge.envs.sim.warmup
 	$(PY) -m pytest -q -n 2
 
 test-all: setup
+	$(PY) -m roadedge.envs.sim.warmup
 	$(PY) -m pytest -q -n 2 -m ""
 
 lint:
