@@ -202,7 +202,7 @@ def test_failover_restores_the_replica_or_restarts_from_scratch(case):
     now = w.time_s[0]
     probe = w.copy()
     out = migration.apply_decisions(
-        probe, lay, sim.cfg, act(sim, n0=1), sim._node_index
+        probe, lay, sim.cfg, act(sim, n0=1), sim.node_index
     )  # step 1 alone
     assert probe.task_state[0, t] == RUNNING and probe.task_host[0, t] == 1
     assert probe.task_done[0, t] == done
@@ -618,7 +618,7 @@ def test_a_real_fault_leaves_the_controllers_lost_count_alone_until_detection(mo
     only_n = np.zeros(w.node_up.shape[1])
     only_n[n] = 1.0  # node n fails for sure in this fault phase, no other node does
     monkeypatch.setattr(faults, "failure_probability", lambda layout, cfg: only_n)
-    faults.fail_and_repair(w, env.sim.layout, env.cfg, env.sim._node_index)
+    faults.fail_and_repair(w, env.sim.layout, env.cfg, env.sim.node_index)
     monkeypatch.undo()
     assert not w.node_up[0, n] and w.view_up[0, n]
     noop = np.zeros(4, dtype=np.int64)

@@ -19,7 +19,9 @@ Order of operations inside a tick ``[t, t + dt)`` (MODEL.md section "A tick"):
 10. controller: the controller fails or a new leader is elected (seed 003),
     stamped at ``t + dt`` so the next observation and mask see it.
 
-The simulator knows nothing of Gymnasium; ``StepResult`` carries plain arrays.
+Each step is a function of :mod:`.phases` (``PHASES``), run over the batch's
+arrays by compiled kernels. The simulator knows nothing of Gymnasium;
+``StepResult`` carries plain arrays.
 """
 
 from __future__ import annotations
@@ -29,29 +31,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import (
-    compute,
-    faults,
-    formulas,
-    ledger,
-    migration,
-    mobility,
-    outcomes,
-    radio,
-    scheduler,
-    sessions,
-)
+from . import faults, formulas, ledger, migration, mobility, radio
 from .config import ScenarioConfig
 from .layout import Layout, build_layout
+from .phases import PHASES, Tick
 from .rng import Stream, uniform
 from .stats import Counters, EventLog
-from .triggers import node_triggers
 from .world import (
     FREE,
     KIND_SESSION,
     KIND_TASK,
-    ORPHANED,
-    RUNNING,
     World,
     allocate,
     reset_rows,
@@ -107,8 +96,10 @@ class Simulator:
         self._template: World = allocate(1, N, V, T)
         self.counters = Counters.zeros(batch_size)
         self.events = EventLog(batch_size, enabled=record_events)
-        self._node_index = np.arange(N, dtype=np.uint64)[None, :]
+        self.node_index = np.arange(N, dtype=np.uint64)[None, :]
         self._weights = np.array([getattr(cfg.reward, k) for k in REWARD_TERMS])
+        signs = np.array([1.0] + [-1.0] * (len(REWARD_TERMS) - 1))  # completion is a gain
+        self._coef = signs * self._weights
         # Set to {} to accumulate seconds per tick phase (the benchmark does).
         self.phase_times: dict[str, float] | None = None
         self._t_mark = 0.0
@@ -128,7 +119,7 @@ class Simulator:
         w.key[rows] = keys
         cap = faults.battery_capacity_j(lay, cfg)
         u_batt = uniform(
-            w.key[rows, None], w.tick[rows, None], Stream.UAV_BATTERY_INIT, self._node_index
+            w.key[rows, None], w.tick[rows, None], Stream.UAV_BATTERY_INIT, self.node_index
         )
         lo = cfg.uav.initial_battery_min_fraction
         w.battery_j[rows] = np.where(
@@ -158,7 +149,7 @@ class Simulator:
 
     def step(self, actions: np.ndarray) -> StepResult:
         """Advance every environment one tick under ``actions`` (B, N) ints in [0, N]."""
-        w, cfg, lay, c = self.world, self.cfg, self.layout, self.counters
+        w, cfg, lay = self.world, self.cfg, self.layout
         B, N = w.slots_used.shape
         if self.phase_times is not None:
             self._t_mark = time.perf_counter()
@@ -170,179 +161,29 @@ class Simulator:
                 f"node m), got values from {actions.min()} to {actions.max()}"
             )
         now = w.time_s.copy()
-        dropped_mask = np.zeros(w.task_state.shape, dtype=bool)
-
-        # 1. decisions (ignored while the controller is out), then seed 003 retries
-        out = ~w.ctrl_up
-        ignored = (actions > 0) & out[:, None]
-        c.decisions_ignored += ignored.sum(1)
-        c.controller_down_s += out * cfg.dt_s
-        actions = np.where(ignored, 0, actions)
-        dec = migration.apply_decisions(w, lay, cfg, actions, self._node_index)
-        c.invalid_actions += dec["invalid"]
-        self._count_started(dec["started"], dec["started_cost"], now, "migration_planned")
-        migration_cost = dec["started_cost"]
-        if w.retry_pending.any():
-            # triggers again: this tick's failovers changed what the nodes host
-            code, urgency, *_ = node_triggers(w, lay, cfg)
-            ret = migration.start_retries(w, lay, cfg, code, urgency)
-            c.migration_retries += ret["started"].sum(1)
-            self._count_started(ret["started"], ret["started_cost"], now, "migration_retry")
-            c.retries_exhausted += ret["exhausted"].sum(1)
-            migration_cost = migration_cost + ret["started_cost"]
-        c.failovers += dec["failovers"]
-        c.failover_attempts_failed += dec["failover_failed"]
-        c.recovery_sum_s += dec["recovery_s"]
-        downtime = dec["restart_downtime_s"].astype(np.float64)
-        dropped_mask |= dec["exhausted"]
-
-        self._mark("decisions")
-        # 2. faults
-        failed, repaired = faults.fail_and_repair(w, lay, cfg, self._node_index)
-        cancelled, exhausted = migration.cancel_broken(w, cfg)
-        c.migrations_cancelled += cancelled.sum(1)
-        c.retries_exhausted += exhausted.sum(1)
-        if failed.any():
-            e, n = np.nonzero(failed)
-            self.events.add(e, "node_failed", now[e], node=n, cause=w.down_cause[e, n])
-        if repaired.any():
-            e, n = np.nonzero(repaired)
-            self.events.add(e, "node_repaired", now[e], node=n)
-
-        self._mark("faults")
-        # 3. heartbeats and detection
-        declared = faults.heartbeats_and_detection(w, lay, cfg)
-        c.failures_detected += declared.sum(1)
-        if declared.any():
-            e, n = np.nonzero(declared)
-            self.events.add(
-                e,
-                "failure_detected",
-                now[e],
-                node=n,
-                down_since_s=w.down_since_s[e, n],
-                cause=w.down_cause[e, n],
-            )
-        dropped_mask |= faults.expired_orphans(w, cfg)
-
-        self._mark("heartbeats")
-        # 4-5. mobility and radio
-        mobility.move_vehicles(w, cfg)
-        mobility.spawn_vehicles(w, cfg, mobility.arrivals(w, cfg), initial=False)
-        self._mark("mobility")
-        radio.access_links(
-            w.veh_x,
-            w.veh_y,
-            w.veh_active,
-            w.node_up,
-            lay,
-            cfg.radio,
-            out=(w.veh_access, w.veh_rate_mbps),
-        )
-
-        self._mark("radio")
-        # 6. sessions and tasks
-        started, no_session_row = sessions.start_sessions(w, cfg)
-        c.sessions_started += started
-        generated, no_row = scheduler.generate_tasks(w, cfg)
-        c.tasks_generated += generated
-        scheduler.dispatch_waiting(w, lay, cfg)
-
-        self._mark("tasks")
-        # 7. compute
-        due, success = migration.due_outcomes(w, cfg, self._node_index)
-        blocked = migration.switch_blocked_s(w, success)
-        serving, charged, latency_ms = compute.progress(w, lay, cfg, blocked)
-        energy_j = compute.uav_energy_j(w, lay, cfg)
-        w.battery_j -= energy_j
-        scheduler.checkpoint_replicas(w, cfg)
-        stalled = ((w.task_state == RUNNING) & ~serving) | (w.task_state == ORPHANED)
-        downtime += stalled.sum(1) * cfg.dt_s + blocked.sum(1)
-
-        self._mark("compute")
-        # 8. migration outcomes
-        if due.any():
-            e, n = np.nonzero(due)
-            ok = success[e, n]
-            self.events.add(
-                e,
-                "migration_ended",
-                now[e],
-                source=n,
-                target=w.mig_target[e, n],
-                success=ok,
-                cost=w.mig_cost[e, n],
-            )
-            c.migrations_completed += success.sum(1)
-            c.migrations_failed += (due & ~success).sum(1)
-            c.migration_downtime_s += np.where(success, w.mig_downtime_s, 0.0).sum(1)
-            retry_ok, exhausted = migration.finish(w, cfg, due, success)
-            c.retries_succeeded += retry_ok.sum(1)
-            c.retries_exhausted += exhausted.sum(1)
-
-        self._mark("migrations")
-        # 9. outcomes
-        end = now + cfg.dt_s
-        settled, counts = outcomes.settle(
-            w,
-            lay.hops,
-            c,
-            dropped_mask,
-            charged,
-            latency_ms,
-            end,
-            no_row,
-            no_session_row,
-            cfg.faults.priority_medium,
-            cfg.sessions.request_rate_hz * cfg.dt_s,
-        )
-        n_done, n_late, n_drop = counts[:, 0], counts[:, 1], counts[:, 2]
-        c.downtime_s += downtime
-        c.uav_energy_kj += energy_j.sum(1) / 1000.0
-
-        terms = {
-            "completion": settled[:, outcomes.COMPLETION],
-            "latency": settled[:, outcomes.LATENCY_S],
-            "deadline_miss": settled[:, outcomes.DEADLINE_MISS],
-            "drop": settled[:, outcomes.DROP],
-            "migration_cost": migration_cost,
-            "downtime": downtime,
-            "uav_energy": energy_j.sum(1) / 1000.0,
-        }
-        # Term by term, element-wise: a matrix product's rounding depends on the batch
-        # size (BLAS kernels), which would break bit-identical single/batched runs.
-        signs = np.array([1.0] + [-1.0] * (len(REWARD_TERMS) - 1))
-        coef = signs * self._weights
-        reward = np.zeros(B)
-        for k, name in enumerate(REWARD_TERMS):
-            reward = reward + coef[k] * terms[name]
-
-        self._mark("outcomes")
-        # 10. controller outages (seed 003), stamped at the tick end
-        failed, elected = faults.controller_fail_and_elect(w, cfg)
-        c.controller_outages += failed
-        if failed.any():
-            e = np.flatnonzero(failed)
-            self.events.add(e, "controller_failed", end[e], elected_s=w.ctrl_elected_s[e])
-        if elected.any():
-            e = np.flatnonzero(elected)
-            self.events.add(e, "controller_elected", end[e], down_s=end[e] - w.ctrl_down_since_s[e])
-
+        tick = Tick(actions, now, now + cfg.dt_s, np.zeros(w.task_state.shape, dtype=bool))
+        for name, phase in PHASES:
+            phase(self, tick)
+            self._mark(name)
         w.time_s += cfg.dt_s
         w.tick += np.uint64(1)
-        self._mark("controller")
         if self.check_invariants:
             ledger.check(w, lay)
+        # Term by term, element-wise: a matrix product's rounding depends on the batch
+        # size (BLAS kernels), which would break bit-identical single/batched runs.
+        reward = np.zeros(B)
+        for k, name in enumerate(REWARD_TERMS):
+            reward = reward + self._coef[k] * tick.terms[name]
         return StepResult(
             reward=reward,
-            terms=terms,
-            completed=n_done,
-            missed=n_late,
-            dropped=n_drop,
-            invalid=dec["invalid"],
+            terms=tick.terms,
+            completed=tick.counts[:, 0],
+            missed=tick.counts[:, 1],
+            dropped=tick.counts[:, 2],
+            invalid=tick.invalid,
         )
 
-    def _count_started(
+    def count_started(
         self, started: np.ndarray, cost: np.ndarray, now: np.ndarray, kind: str
     ) -> None:
         """Counters, EWMA cost and events of the migrations ``started`` (B, N) this tick."""

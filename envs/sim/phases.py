@@ -1,0 +1,232 @@
+"""The phases of a tick, in order (MODEL.md section 1.2).
+
+Each phase takes the simulator and the tick's scratch (:class:`Tick`), runs its
+compiled kernels and records its counters and events; :meth:`Simulator.step
+<roadedge.envs.sim.simulator.Simulator.step>` runs them as a list (:data:`PHASES`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import compute, faults, migration, mobility, outcomes, radio, scheduler, sessions
+from .triggers import node_triggers
+from .world import ORPHANED, RUNNING
+
+if TYPE_CHECKING:
+    from .simulator import Simulator
+
+
+@dataclass
+class Tick:
+    """What the phases of one tick hand on to each other, per environment."""
+
+    actions: np.ndarray  # (B, N) the controller's choices
+    now: np.ndarray  # (B,) tick start [s]
+    end: np.ndarray  # (B,) tick end [s]
+    dropped: np.ndarray  # (B, T) rows lost this tick (attempts exhausted, orphan timeout)
+    invalid: np.ndarray | None = None  # (B,) choices that were no-ops
+    migration_cost: np.ndarray | None = None  # (B,) cost of the migrations started
+    downtime: np.ndarray | None = None  # (B,) service-seconds lost this tick
+    no_task_row: np.ndarray | None = None  # (B,) tasks lost for want of a free row
+    no_session_row: np.ndarray | None = None  # (B,) sessions lost for want of a free row
+    due: np.ndarray | None = None  # (B, N) migrations ending this tick ...
+    success: np.ndarray | None = None  # ... and whether each succeeds
+    charged: np.ndarray | None = None  # (B, T) rows whose latency counts this tick
+    latency_ms: np.ndarray | None = None  # (B, T)
+    energy_j: np.ndarray | None = None  # (B, N) UAV energy drawn
+    terms: dict[str, np.ndarray] = field(default_factory=dict)  # unweighted, (B,) each
+    counts: np.ndarray | None = None  # (B, 3) tasks completed, missed; rows dropped
+
+
+def decisions(sim: Simulator, tick: Tick) -> None:
+    """1. The controller's decisions (ignored, counted, while it is out), then the due
+    retries of failed migrations on their next peer (seed 003)."""
+    w, cfg, lay, c = sim.world, sim.cfg, sim.layout, sim.counters
+    out = ~w.ctrl_up
+    ignored = (tick.actions > 0) & out[:, None]
+    c.decisions_ignored += ignored.sum(1)
+    c.controller_down_s += out * cfg.dt_s
+    actions = np.where(ignored, 0, tick.actions)
+    dec = migration.apply_decisions(w, lay, cfg, actions)
+    tick.invalid = dec["invalid"]
+    c.invalid_actions += dec["invalid"]
+    sim.count_started(dec["started"], dec["started_cost"], tick.now, "migration_planned")
+    tick.migration_cost = dec["started_cost"]
+    if w.retry_pending.any():
+        # triggers again: this tick's failovers changed what the nodes host
+        code, urgency, *_ = node_triggers(w, lay, cfg)
+        ret = migration.start_retries(w, lay, cfg, code, urgency)
+        c.migration_retries += ret["started"].sum(1)
+        sim.count_started(ret["started"], ret["started_cost"], tick.now, "migration_retry")
+        c.retries_exhausted += ret["exhausted"].sum(1)
+        tick.migration_cost = tick.migration_cost + ret["started_cost"]
+    c.failovers += dec["failovers"]
+    c.failover_attempts_failed += dec["failover_failed"]
+    c.recovery_sum_s += dec["recovery_s"]
+    tick.downtime = dec["restart_downtime_s"].astype(np.float64)
+    tick.dropped |= dec["exhausted"]
+
+
+def node_faults(sim: Simulator, tick: Tick) -> None:
+    """2. Random failures, UAV battery returns and repairs; migrations touching a dead
+    node are cancelled."""
+    w, c, now = sim.world, sim.counters, tick.now
+    failed, repaired = faults.fail_and_repair(w, sim.layout, sim.cfg, sim.node_index)
+    cancelled, exhausted = migration.cancel_broken(w, sim.cfg)
+    c.migrations_cancelled += cancelled.sum(1)
+    c.retries_exhausted += exhausted.sum(1)
+    if failed.any():
+        e, n = np.nonzero(failed)
+        sim.events.add(e, "node_failed", now[e], node=n, cause=w.down_cause[e, n])
+    if repaired.any():
+        e, n = np.nonzero(repaired)
+        sim.events.add(e, "node_repaired", now[e], node=n)
+
+
+def heartbeats(sim: Simulator, tick: Tick) -> None:
+    """3. Live nodes report; silent ones are declared down and their rows orphaned;
+    orphans past their timeout are marked for dropping."""
+    w = sim.world
+    declared = faults.heartbeats_and_detection(w, sim.layout, sim.cfg)
+    sim.counters.failures_detected += declared.sum(1)
+    if declared.any():
+        e, n = np.nonzero(declared)
+        sim.events.add(
+            e,
+            "failure_detected",
+            tick.now[e],
+            node=n,
+            down_since_s=w.down_since_s[e, n],
+            cause=w.down_cause[e, n],
+        )
+    tick.dropped |= faults.expired_orphans(w, sim.cfg)
+
+
+def vehicles(sim: Simulator, tick: Tick) -> None:
+    """4. Vehicles move, turn and leave; Poisson entries arrive."""
+    w, cfg = sim.world, sim.cfg
+    mobility.move_vehicles(w, cfg)
+    mobility.spawn_vehicles(w, cfg, mobility.arrivals(w, cfg), initial=False)
+
+
+def access_links(sim: Simulator, tick: Tick) -> None:
+    """5. The access node and rate of every vehicle."""
+    w = sim.world
+    radio.access_links(
+        w.veh_x,
+        w.veh_y,
+        w.veh_active,
+        w.node_up,
+        sim.layout,
+        sim.cfg.radio,
+        out=(w.veh_access, w.veh_rate_mbps),
+    )
+
+
+def arrivals(sim: Simulator, tick: Tick) -> None:
+    """6. Session starts, Poisson task generation, dispatch of the waiting rows."""
+    w, cfg, c = sim.world, sim.cfg, sim.counters
+    started, tick.no_session_row = sessions.start_sessions(w, cfg)
+    c.sessions_started += started
+    generated, tick.no_task_row = scheduler.generate_tasks(w, cfg)
+    c.tasks_generated += generated
+    scheduler.dispatch_waiting(w, sim.layout, cfg)
+
+
+def work(sim: Simulator, tick: Tick) -> None:
+    """7. Success draws of the migrations ending this tick and their switch downtime;
+    processor sharing, latency, UAV energy, replica checkpoints, the downtime tally."""
+    w, cfg = sim.world, sim.cfg
+    tick.due, tick.success = migration.due_outcomes(w, cfg, sim.node_index)
+    blocked = migration.switch_blocked_s(w, tick.success)
+    serving, tick.charged, tick.latency_ms = compute.progress(w, sim.layout, cfg, blocked)
+    tick.energy_j = compute.uav_energy_j(w, sim.layout, cfg)
+    w.battery_j -= tick.energy_j
+    scheduler.checkpoint_replicas(w, cfg)
+    stalled = ((w.task_state == RUNNING) & ~serving) | (w.task_state == ORPHANED)
+    tick.downtime += stalled.sum(1) * cfg.dt_s + blocked.sum(1)
+
+
+def migration_outcomes(sim: Simulator, tick: Tick) -> None:
+    """8. Migrations ending this tick commit (two-phase handoff) or roll back."""
+    due, success = tick.due, tick.success
+    if not due.any():
+        return
+    w, c = sim.world, sim.counters
+    e, n = np.nonzero(due)
+    sim.events.add(
+        e,
+        "migration_ended",
+        tick.now[e],
+        source=n,
+        target=w.mig_target[e, n],
+        success=success[e, n],
+        cost=w.mig_cost[e, n],
+    )
+    c.migrations_completed += success.sum(1)
+    c.migrations_failed += (due & ~success).sum(1)
+    c.migration_downtime_s += np.where(success, w.mig_downtime_s, 0.0).sum(1)
+    retry_ok, exhausted = migration.finish(w, sim.cfg, due, success)
+    c.retries_succeeded += retry_ok.sum(1)
+    c.retries_exhausted += exhausted.sum(1)
+
+
+def row_outcomes(sim: Simulator, tick: Tick) -> None:
+    """9. Completions, deadline misses, drops and ended sessions; the reward terms."""
+    cfg, c = sim.cfg, sim.counters
+    settled, tick.counts = outcomes.settle(
+        sim.world,
+        sim.layout.hops,
+        c,
+        tick.dropped,
+        tick.charged,
+        tick.latency_ms,
+        tick.end,
+        tick.no_task_row,
+        tick.no_session_row,
+        cfg.faults.priority_medium,
+        cfg.sessions.request_rate_hz * cfg.dt_s,
+    )
+    c.downtime_s += tick.downtime
+    c.uav_energy_kj += tick.energy_j.sum(1) / 1000.0
+    tick.terms = {
+        "completion": settled[:, outcomes.COMPLETION],
+        "latency": settled[:, outcomes.LATENCY_S],
+        "deadline_miss": settled[:, outcomes.DEADLINE_MISS],
+        "drop": settled[:, outcomes.DROP],
+        "migration_cost": tick.migration_cost,
+        "downtime": tick.downtime,
+        "uav_energy": tick.energy_j.sum(1) / 1000.0,
+    }
+
+
+def controller(sim: Simulator, tick: Tick) -> None:
+    """10. The controller fails or a new leader is elected (seed 003), stamped at the
+    tick end so the next observation and mask see it."""
+    w, end = sim.world, tick.end
+    failed, elected = faults.controller_fail_and_elect(w, sim.cfg)
+    sim.counters.controller_outages += failed
+    if failed.any():
+        e = np.flatnonzero(failed)
+        sim.events.add(e, "controller_failed", end[e], elected_s=w.ctrl_elected_s[e])
+    if elected.any():
+        e = np.flatnonzero(elected)
+        sim.events.add(e, "controller_elected", end[e], down_s=end[e] - w.ctrl_down_since_s[e])
+
+
+PHASES = (
+    ("decisions", decisions),
+    ("faults", node_faults),
+    ("heartbeats", heartbeats),
+    ("mobility", vehicles),
+    ("radio", access_links),
+    ("tasks", arrivals),
+    ("compute", work),
+    ("migrations", migration_outcomes),
+    ("outcomes", row_outcomes),
+    ("controller", controller),
+)
