@@ -133,6 +133,11 @@ class RoadEdgeEnv(gym.Env):
 
     ## Version history
 
+    * v1 (issue 13, compiled core): every phase of a tick, the action mask and the
+      observation run as Numba kernels; dynamics unchanged but for float rounding
+      (received power as a power law). Fixed: vehicle arrivals above ~745 per tick
+      were stuck at the Poisson cap; a session ending at its planned end counted its
+      last hops to the last node.
     * v1 (issue 17, seed 003): controller outages (``faults.controller_*``,
       ``election_delay_s``; on in ``failures``), the ``controller_up`` global
       (G 5 -> 6), automatic retry of failed migrations on the next peer with
