@@ -9,7 +9,11 @@ Prints, and writes as JSON (``--out``, default ``results/bench.json``):
    and peak memory of the simulation;
 2. the native batched env (``RoadEdgeVectorEnv``): env-steps/s for batch sizes;
 3. scaling with the vehicle count (100, 1,000, 10,000) and the node count;
-4. the environment's share of wall time in SB3 PPO training on ``city``.
+4. the environment's share of wall time in SB3 PPO training on ``city``;
+5. references measured in the same run (shared machines are noisy, so compare
+   ratios): raw ``CartPole-v1`` steps/s (the unwrapped env, constant action) and
+   the start-up of a fresh process that makes, resets and steps ``RoadEdge-v1``
+   with the compiled kernels loaded from the disk cache.
 
 Timings are medians of repeated windows after a warm-up; nothing here is
 asserted. ``--quick`` shortens every window (a smoke run for the tests).
@@ -136,6 +140,43 @@ def bench_batched(preset: str, batch: int, window_s: float, repeats: int) -> dic
     return {"preset": preset, "batch": batch, "env_steps_per_s": float(np.median(rates))}
 
 
+def bench_cartpole(window_s: float, repeats: int) -> float:
+    """Raw CartPole-v1 steps/s: the unwrapped env, constant action, reset on termination."""
+    import gymnasium as gym
+
+    env = gym.make("CartPole-v1").unwrapped
+    env.reset(seed=0)
+
+    def run(n: int = 1000) -> int:
+        for _ in range(n):
+            if env.step(1)[2]:
+                env.reset()
+        return n
+
+    run()
+    return float(np.median(_windows(run, window_s, repeats)))
+
+
+def bench_start_s(repeats: int = 3) -> float:
+    """Median wall time [s] of a fresh Python process that imports RoadEdge, makes,
+    resets and steps ``RoadEdge-v1`` (compiled kernels loaded from the disk cache)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gymnasium as gym, numpy as np, roadedge.envs\n"
+        "e = gym.make('RoadEdge-v1'); e.reset(seed=0)\n"
+        "e.step(np.zeros(e.action_space.shape, np.int64))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)  # compile if not cached yet
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
 def scaling_overrides(vehicles: int) -> dict[str, Any]:
     """The city with ``vehicles`` vehicles (arrivals and task table scaled alike)."""
     scale = vehicles / 100
@@ -236,6 +277,24 @@ def format_report(res: dict[str, Any]) -> str:
     lines += ["", "## Scaling with nodes", "", "| nodes | steps/s | ms/step |", "|---|---|---|"]
     for r in res["node_scaling"]:
         lines.append(f"| {r['nodes']} | {r['steps_per_s']:.0f} | {r['step_ms']:.2f} |")
+    ref = res.get("reference")
+    if ref:
+        cp = ref["cartpole_steps_per_s"]
+        lines += [
+            "",
+            "## References (same run)",
+            "",
+            f"Raw CartPole-v1: {cp:.0f} steps/s. RoadEdge `city` single env: "
+            f"{res['single'][0]['steps_per_s'] / cp:.3f}x CartPole.",
+        ]
+        lines += [
+            f"Native batch of {r['batch']}: {r['env_steps_per_s'] / cp:.3f}x CartPole."
+            for r in res["batched"]
+        ]
+        lines.append(
+            f"Fresh process: import, make, reset and step `RoadEdge-v1` with the kernels "
+            f"cached: {ref['cached_start_s']:.2f} s."
+        )
     if res.get("sb3"):
         s = res["sb3"]
         lines += [
@@ -293,6 +352,10 @@ def run(quick: bool = False, sb3: bool = True) -> dict[str, Any]:
         bench_single("city", window, reps, **node_overrides(n)) for n in node_counts
     ]
     res["sb3"] = bench_sb3_share(2048 if quick else 8192) if sb3 else None
+    res["reference"] = {
+        "cartpole_steps_per_s": bench_cartpole(window, reps),
+        "cached_start_s": bench_start_s(1 if quick else 3),
+    }
     return res
 
 

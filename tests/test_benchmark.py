@@ -63,9 +63,12 @@ def test_quick_run_writes_json_and_prints_report(tmp_path, capsys):
         "vehicle_scaling",
         "node_scaling",
         "sb3",
+        "reference",
         "wall_s",
     }
     assert res["sb3"] is None and res["wall_s"] > 0
+    assert res["reference"]["cartpole_steps_per_s"] > 0
+    assert 0 < res["reference"]["cached_start_s"] < 120
     assert set(res["machine"]) == {"python", "processor", "numpy"}
     assert [r["preset"] for r in res["single"]] == list(preset_names())
     for row in res["single"] + res["vehicle_scaling"] + res["node_scaling"]:
@@ -79,6 +82,7 @@ def test_quick_run_writes_json_and_prints_report(tmp_path, capsys):
 
     printed = capsys.readouterr().out
     assert bench.format_report(res) in printed  # the JSON round-trips every number
+    assert "x CartPole" in printed and "kernels cached" in printed
     for heading in ("## Single environment", "## Time per phase", "## Native batched env"):
         assert heading in printed
     for preset in preset_names():
