@@ -62,7 +62,12 @@ MODULE_TESTS: dict[str, list[str]] = {
     "radio": ["tests/test_radio_mobility.py"],
     "mobility": ["tests/test_radio_mobility.py", "tests/test_highway.py"],
     "highway": ["tests/test_highway.py"],
-    "faults": ["tests/test_pinned.py", "tests/test_controller.py", "tests/test_simulator.py"],
+    "faults": [
+        "tests/test_faults_pinned.py",
+        "tests/test_pinned.py",
+        "tests/test_controller.py",
+        "tests/test_simulator.py",
+    ],
     "migration": [
         "tests/test_migration_pinned.py",
         "tests/test_pinned.py",
