@@ -11,7 +11,8 @@ Prints, and writes as JSON (``--out``, default ``results/bench.json``):
 3. scaling with the vehicle count (100, 1,000, 10,000) and the node count;
 4. the environment's share of wall time in SB3 PPO training on ``city``;
 5. references measured in the same run (shared machines are noisy, so compare
-   ratios): raw ``CartPole-v1`` steps/s (the unwrapped env, constant action) and
+   ratios): mobile-env's small-central scenario (if installed), raw ``CartPole-v1``
+   steps/s (the unwrapped env, constant action) and
    the start-up of a fresh process that makes, resets and steps ``RoadEdge-v1``
    with the compiled kernels loaded from the disk cache.
 
@@ -157,24 +158,61 @@ def bench_cartpole(window_s: float, repeats: int) -> float:
     return float(np.median(_windows(run, window_s, repeats)))
 
 
-def bench_start_s(repeats: int = 3) -> float:
-    """Median wall time [s] of a fresh Python process that imports RoadEdge, makes,
-    resets and steps ``RoadEdge-v1`` (compiled kernels loaded from the disk cache)."""
+def bench_mobile_env(window_s: float, repeats: int) -> float | None:
+    """Steps/s of mobile-env's ``mobile-small-central-v0`` (5 UEs, 3 base stations) under
+    random actions, the peer of the single env; None when ``mobile-env`` is not installed
+    (``pip install -e '.[bench]'``)."""
+    try:
+        import gymnasium as gym
+        import mobile_env  # noqa: F401  (registers its ids)
+    except ImportError:
+        return None
+    env = gym.make("mobile-small-central-v0").unwrapped
+    env.reset(seed=0)
+    env.action_space.seed(0)
+
+    def run(n: int = 50) -> int:
+        for _ in range(n):
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            if terminated or truncated:
+                env.reset()
+        return n
+
+    run()
+    return float(np.median(_windows(run, window_s, repeats)))
+
+
+_START_CODE = (
+    "import gymnasium as gym, numpy as np, roadedge.envs\n"
+    "e = gym.make('RoadEdge-v1'); e.reset(seed=0)\n"
+    "e.step(np.zeros(e.action_space.shape, np.int64))\n"
+)
+
+
+def _start_s(env: dict | None = None) -> float:
     import subprocess
     import sys
 
-    code = (
-        "import gymnasium as gym, numpy as np, roadedge.envs\n"
-        "e = gym.make('RoadEdge-v1'); e.reset(seed=0)\n"
-        "e.step(np.zeros(e.action_space.shape, np.int64))\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)  # compile if not cached yet
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _START_CODE], check=True, env=env)
+    return time.perf_counter() - t0
+
+
+def bench_start_s(repeats: int = 3) -> float:
+    """Median wall time [s] of a fresh Python process that imports RoadEdge, makes,
+    resets and steps ``RoadEdge-v1`` (compiled kernels loaded from the disk cache)."""
+    _start_s()  # compile if not cached yet
+    return float(np.median([_start_s() for _ in range(repeats)]))
+
+
+def bench_cold_start_s() -> float:
+    """The same with an empty kernel cache (``NUMBA_CACHE_DIR`` pointed at a fresh
+    folder, the user's cache untouched): the first import, compile included."""
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="roadedge-cold-") as tmp:
+        return _start_s({**os.environ, "NUMBA_CACHE_DIR": tmp})
 
 
 def scaling_overrides(vehicles: int) -> dict[str, Any]:
@@ -287,6 +325,17 @@ def format_report(res: dict[str, Any]) -> str:
             f"Raw CartPole-v1: {cp:.0f} steps/s. RoadEdge `city` single env: "
             f"{res['single'][0]['steps_per_s'] / cp:.3f}x CartPole.",
         ]
+        me = ref.get("mobile_env_steps_per_s")
+        if me:
+            city = res["single"][0]
+            lines.append(
+                f"mobile-env small-central (5 UEs): {me:.0f} steps/s. RoadEdge `city` single "
+                f"env ({city['mean_vehicles']:.0f} vehicles): {city['steps_per_s'] / me:.2f}x "
+                f"its steps/s, {city['mean_vehicles'] * city['steps_per_s'] / (5 * me):.0f}x "
+                "its user-steps/s."
+            )
+        else:
+            lines.append("mobile-env is not installed (`pip install -e '.[bench]'`): no peer.")
         lines += [
             f"Native batch of {r['batch']}: {r['env_steps_per_s'] / cp:.3f}x CartPole."
             for r in res["batched"]
@@ -295,6 +344,8 @@ def format_report(res: dict[str, Any]) -> str:
             f"Fresh process: import, make, reset and step `RoadEdge-v1` with the kernels "
             f"cached: {ref['cached_start_s']:.2f} s."
         )
+        if ref.get("cold_start_s") is not None:
+            lines.append(f"The same with an empty kernel cache: {ref['cold_start_s']:.1f} s.")
     if res.get("sb3"):
         s = res["sb3"]
         lines += [
@@ -354,7 +405,9 @@ def run(quick: bool = False, sb3: bool = True) -> dict[str, Any]:
     res["sb3"] = bench_sb3_share(2048 if quick else 8192) if sb3 else None
     res["reference"] = {
         "cartpole_steps_per_s": bench_cartpole(window, reps),
+        "mobile_env_steps_per_s": bench_mobile_env(window, reps),
         "cached_start_s": bench_start_s(1 if quick else 3),
+        "cold_start_s": None if quick else bench_cold_start_s(),
     }
     return res
 

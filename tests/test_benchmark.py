@@ -68,6 +68,8 @@ def test_quick_run_writes_json_and_prints_report(tmp_path, capsys):
     }
     assert res["sb3"] is None and res["wall_s"] > 0
     assert res["reference"]["cartpole_steps_per_s"] > 0
+    peer = res["reference"]["mobile_env_steps_per_s"]
+    assert peer is None or peer > 0
     assert 0 < res["reference"]["cached_start_s"] < 120
     assert set(res["machine"]) == {"python", "processor", "numpy"}
     assert [r["preset"] for r in res["single"]] == list(preset_names())
