@@ -84,6 +84,7 @@ MODULE_TESTS: dict[str, list[str]] = {
     "rng": ["tests/test_formulas.py", "tests/test_radio_mobility.py", "tests/test_simulator.py"],
     "stats": ["tests/test_simulator.py"],
     "outcomes": [
+        "tests/test_outcomes_pinned.py",
         "tests/test_sessions_pinned.py",
         "tests/test_session_rows.py",
         "tests/test_pinned.py",

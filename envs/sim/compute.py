@@ -35,11 +35,16 @@ def per_hop_ms(cfg: ScenarioConfig) -> float:
     )
 
 
+def session_requests_per_tick(cfg: ScenarioConfig) -> float:
+    """Requests a session sends in a tick, each charged its latency:
+    ``sessions.request_rate_hz * dt_s`` (a task row sends one)."""
+    return cfg.sessions.request_rate_hz * cfg.dt_s
+
+
 def requests_per_tick(kind: np.ndarray, cfg: ScenarioConfig) -> np.ndarray:
-    """Requests each row sends in a tick, each charged its latency: one for a task,
-    ``sessions.request_rate_hz * dt_s`` for a session. Same shape as ``kind``."""
-    per_session = cfg.sessions.request_rate_hz * cfg.dt_s
-    return np.where(kind == KIND_SESSION, per_session, 1.0)
+    """Requests each row sends in a tick: one for a task,
+    :func:`session_requests_per_tick` for a session. Same shape as ``kind``."""
+    return np.where(kind == KIND_SESSION, session_requests_per_tick(cfg), 1.0)
 
 
 @njit(cache=True)

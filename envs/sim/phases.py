@@ -189,7 +189,7 @@ def row_outcomes(sim: Simulator, tick: Tick) -> None:
         tick.no_task_row,
         tick.no_session_row,
         cfg.faults.priority_medium,
-        cfg.sessions.request_rate_hz * cfg.dt_s,
+        compute.session_requests_per_tick(cfg),
     )
     c.downtime_s += tick.downtime
     c.uav_energy_kj += tick.energy_j.sum(1) / 1000.0
