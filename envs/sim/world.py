@@ -132,6 +132,16 @@ class World:
             )
         return cached
 
+    def subset(self, kind: type) -> tuple:
+        """The arrays named by the fields of the named tuple class ``kind``, as one (built
+        once per class, like :meth:`arrays`): kernels that take only what they use
+        compile faster."""
+        subsets = self.__dict__.setdefault("_subsets", {})
+        cached = subsets.get(kind)
+        if cached is None:
+            cached = subsets[kind] = kind(*(getattr(self, name) for name in kind._fields))
+        return cached
+
 
 WorldArrays = namedtuple("WorldArrays", [f.name for f in fields(World)])
 
