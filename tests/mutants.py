@@ -60,7 +60,11 @@ MODULE_TESTS: dict[str, list[str]] = {
     "ledger": ["tests/test_ledger.py"],
     "triggers": ["tests/test_triggers.py", "tests/test_baselines.py"],
     "radio": ["tests/test_radio_mobility.py"],
-    "mobility": ["tests/test_radio_mobility.py", "tests/test_highway.py"],
+    "mobility": [
+        "tests/test_radio_mobility.py",
+        "tests/test_highway.py",
+        "tests/test_mobility_pinned.py",
+    ],
     "highway": ["tests/test_highway.py"],
     "faults": [
         "tests/test_faults_pinned.py",

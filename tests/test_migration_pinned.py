@@ -297,3 +297,60 @@ def test_retry_target_counts_reserved_slots_as_load():
     assert w.mig_active[0, 3] and w.task_mig_target[0, uav_task] == 1
     assert w.slots_used[0, 1] == 0 and w.slots_reserved[0, 1] == 1
     assert w.mig_active[0, 0] and w.mig_target[0, 0] == 2
+
+
+def test_a_retry_waits_for_the_end_of_its_backoff():
+    """The backoff of RSU 0 ends at t = 4 (3 s after now, t = 1): the due retry is not
+    started in the ticks at t = 1, 2, 3 and starts in the tick at t = 4."""
+    sim, _ = _retry_sim()
+    w = sim.world
+    assert w.time_s[0] == 1.0
+    w.cooldown_until_s[0, 0] = 4.0
+    for t in (1.0, 2.0, 3.0):
+        assert w.time_s[0] == t
+        sim.step(noop(sim))
+        assert not w.mig_active[0, 0] and w.retry_pending[0, 0]
+    sim.step(noop(sim))
+    assert w.mig_active[0, 0] and w.mig_target[0, 0] == 1
+
+
+def test_retry_target_prefers_an_empty_small_node_to_a_busier_large_one():
+    """First attempt to RSU 2. RSU 1 holds 1 of its 8 slots, UAV 3 none of its 4:
+    RSU 1: 0.7 * (1 - 1/8) + 0.3 / 1.25 = 0.8525 < UAV 3: 0.7 * 1 + 0.3 / 1.2936 = 0.9319.
+    The load is a share of each node's slots, not a count of its free slots: the retry
+    goes to UAV 3."""
+    sim, _ = _retry_sim()
+    w, lay = sim.world, sim.layout
+    w.retry_tried[0, 0] = False
+    w.retry_tried[0, 0, 2] = True
+    park(sim, 1, 1)
+    place(sim, veh=1, host=1, service=0)
+    assert list(lay.max_jobs) == [8, 8, 8, 4]
+    assert w.slots_used[0, 3] == 0
+    sim.step(noop(sim))
+    assert w.mig_active[0, 0] and w.mig_target[0, 0] == 3
+
+
+def test_a_retry_can_go_to_node_0():
+    """RSU 1's first attempt went to UAV 3. Loads all 0, from RSU 1: RSU 0 (250 m)
+    0.7 + 0.3 / 1.25 = 0.94 > RSU 2 (559 m) 0.7 + 0.3 / 1.559 = 0.892: the retry goes to
+    node 0 (index 0 is a valid target, not "none")."""
+    sim = quiet_sim(ALL_SERVICES)
+    park(sim, 0, 1)
+    row = place(sim, veh=0, host=1, service=0, state_mb=100.0)
+    _pending_retry(sim, 1, 3, [row])
+    assert sim.layout.distance_m[1, 2] == pytest.approx(559.0, abs=0.5)
+    sim.step(noop(sim))
+    w = sim.world
+    assert w.mig_active[0, 1] and w.mig_target[0, 1] == 0
+    assert w.task_mig_target[0, row] == 0
+
+
+def test_attached_only_keeps_attached_rows_or_every_row_of_an_offload():
+    """Move 0 has an attached row (only it is kept); move 1 has none (an offload: all its
+    rows are kept)."""
+    group = np.array([0, 0, 1, 1])
+    near = np.array([True, False, False, False])
+    keep = migration.attached_only(group, near, 2)
+    assert keep.dtype == bool
+    assert keep.tolist() == [True, False, True, True]
