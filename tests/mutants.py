@@ -74,6 +74,7 @@ MODULE_TESTS: dict[str, list[str]] = {
     ],
     "migration": [
         "tests/test_migration_pinned.py",
+        "tests/test_retry.py",
         "tests/test_pinned.py",
         "tests/test_simulator.py",
         "tests/test_baselines.py",
