@@ -329,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for module in modules:
-        with tempfile.TemporaryDirectory(prefix="roadedge-mutants-") as tmp:
+        with tempfile.TemporaryDirectory(
+            prefix="roadedge-mutants-", ignore_cleanup_errors=True
+        ) as tmp:
             work = Path(tmp)
             _copy_repo(work)
             if args.recheck:
