@@ -338,3 +338,39 @@ def test_poisson_large_mean_sample_moments():
     # mean 2000 +- 3 standard errors (sqrt(2000 / 20000) = 0.32); variance 2000 within 5 %
     assert counts.mean() == pytest.approx(2000.0, abs=1.0)
     assert counts.var() == pytest.approx(2000.0, rel=0.05)
+
+
+def _uniform_by_hand(key: int, tick: int, stream: int, index: int) -> float:
+    """MODEL.md section 12, in Python integers (mod 2**64), independent of the code."""
+    mask = (1 << 64) - 1
+
+    def mix64(x: int) -> int:
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
+        return x ^ (x >> 31)
+
+    x = (key + tick * 0xD6E8FEB86659FD93 + stream * 0xA0761D6478BD642F) & mask
+    x = mix64((x + 0x9E3779B97F4A7C15 * (index + 1)) & mask)
+    x = mix64(x ^ key)
+    return (x >> 11) * 2.0**-53
+
+
+@pytest.mark.parametrize(
+    ("key", "tick", "stream", "index"),
+    [(1, 0, 1, 0), (2**64 - 1, 7, 44, 12345), (0xDEADBEEF, 2**40, 10, 2**63)],
+)
+def test_uniform_is_the_documented_hash(key, tick, stream, index):
+    u = uniform(
+        np.array([key], np.uint64),
+        np.array([tick], np.uint64),
+        stream,
+        np.array([index], np.uint64),
+    )
+    assert u[0] == _uniform_by_hand(key, tick, stream, index)
+
+
+def test_every_stream_has_its_own_id():
+    """No two purposes share a stream id (so no two draws ever share a counter)."""
+    ids = {name: v for name, v in vars(Stream).items() if name.isupper()}
+    assert len(ids) >= 30
+    assert len(set(ids.values())) == len(ids), ids
