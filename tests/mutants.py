@@ -95,6 +95,12 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_pinned.py",
         "tests/test_simulator.py",
     ],
+    "phases": [
+        "tests/test_outcomes_pinned.py",
+        "tests/test_sessions_pinned.py",
+        "tests/test_pinned.py",
+        "tests/test_simulator.py",
+    ],
     "simulator": ["tests/test_simulator.py", "tests/test_pinned.py", "tests/test_sessions.py"],
 }
 
@@ -112,7 +118,7 @@ NUMBA_DEPENDENTS: dict[str, list[str]] = {
     "scheduler": ["scheduler", "sessions"],
     "highway": ["highway", "mobility"],
     "triggers": ["triggers", "migration"],
-    "ledger": ["ledger", "faults"],
+    "ledger": ["ledger", "faults", "scheduler", "sessions", "outcomes", "migration"],
     "world": _ALL_KERNELS,
 }
 
