@@ -96,6 +96,7 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_simulator.py",
     ],
     "phases": [
+        "tests/test_controller.py",
         "tests/test_outcomes_pinned.py",
         "tests/test_sessions_pinned.py",
         "tests/test_pinned.py",

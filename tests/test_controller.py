@@ -96,6 +96,7 @@ def test_election_delay_adds_to_the_restart(election):
     for f, e in zip(failed, elected, strict=False):
         assert e["time_s"] - f["time_s"] == pytest.approx(per)
         assert f["elected_s"] - f["time_s"] == pytest.approx(election)
+        assert e["down_s"] == pytest.approx(per)  # the election event carries the outage
     assert done_down == pytest.approx(per * done_outages)
 
 
