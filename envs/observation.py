@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from .sim.config import ScenarioConfig
+from .sim.triggers import mean_rsu_load
 from .sim.view import ControllerView
 from .sim.world import ORPHANED, QUEUED, RUNNING
 
@@ -130,23 +131,36 @@ def node_matrix(view: ControllerView, cfg: ScenarioConfig, tick: np.ndarray) -> 
     return out
 
 
+@njit(cache=True)
+def _globals_kernel(
+    tick, horizon, load, is_uav, task_state, total_slots, vehicles_active, max_vehicles,
+    controller_up, out,
+):  # fmt: skip
+    for b in range(out.shape[0]):
+        queued = orphaned = 0
+        for t in range(task_state.shape[1]):
+            queued += task_state[b, t] == QUEUED
+            orphaned += task_state[b, t] == ORPHANED
+        out[b, 0] = _clip01(tick[b] / horizon)
+        out[b, 1] = _clip01(mean_rsu_load(load[b], is_uav))
+        out[b, 2] = _clip01(queued / total_slots)
+        out[b, 3] = _clip01(orphaned / total_slots)
+        out[b, 4] = _clip01(vehicles_active[b] / max_vehicles)
+        out[b, 5] = 1.0 if controller_up[b] else 0.0
+
+
 def global_vector(
     view: ControllerView, cfg: ScenarioConfig, tick: np.ndarray, vehicles_active: np.ndarray
 ) -> np.ndarray:
-    """(B, G) float32 global features."""
+    """(B, G) float32 global features (GLOBAL_FEATURES), each clipped to [0, 1]."""
     lay = view.layout
-    rsu = ~lay.is_uav
-    total_slots = float(lay.max_jobs.sum())
-    cols = [
-        tick / cfg.horizon,
-        (view.load * rsu).sum(1) / max(int(rsu.sum()), 1),
-        (view.task_state == QUEUED).sum(1) / total_slots,
-        (view.task_state == ORPHANED).sum(1) / total_slots,
-        vehicles_active / cfg.vehicles.max_vehicles,
-        view.controller_up,
-    ]
-    out = np.stack([np.asarray(c, dtype=np.float64) for c in cols], axis=-1)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    out = np.empty((view.up.shape[0], len(GLOBAL_FEATURES)), np.float32)
+    _globals_kernel(
+        np.asarray(tick, np.float64), float(cfg.horizon), view.load, lay.is_uav,
+        view.task_state, float(lay.max_jobs.sum()), np.asarray(vehicles_active, np.float64),
+        float(cfg.vehicles.max_vehicles), view.controller_up, out,
+    )  # fmt: skip
+    return out
 
 
 def distance_matrix(view: ControllerView) -> np.ndarray:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
-from .arrays import gather
 from .layout import Layout
 from .simulator import Simulator
 from .triggers import node_triggers
@@ -63,15 +63,50 @@ class ControllerView:
     task_state_mb: np.ndarray  # migratable state size [MB] (known to the scheduler)
 
 
+@njit(cache=True)
+def _derived_kernel(
+    time_s, last_heartbeat_s, cooldown_until_s, last_failure_s, slots_used, slots_reserved,
+    max_jobs, veh_active, veh_access, task_vehicle, task_deadline_s, task_done, task_work,
+    task_mig_target, heartbeat_age_s, free_slots, cooldown_left_s, since_failure_s, attached,
+    task_remaining_s, task_progress, task_access, task_migrating,
+):  # fmt: skip
+    B, N = last_heartbeat_s.shape
+    for b in range(B):
+        now = time_s[b]
+        for n in range(N):
+            heartbeat_age_s[b, n] = now - last_heartbeat_s[b, n]
+            free_slots[b, n] = max_jobs[n] - slots_used[b, n] - slots_reserved[b, n]
+            cooldown_left_s[b, n] = max(cooldown_until_s[b, n] - now, 0.0)
+            since_failure_s[b, n] = now - last_failure_s[b, n]
+            attached[b, n] = 0
+        for v in range(veh_active.shape[1]):
+            if veh_active[b, v] and veh_access[b, v] >= 0:
+                attached[b, veh_access[b, v]] += 1
+        for t in range(task_vehicle.shape[1]):
+            v = task_vehicle[b, t]
+            task_remaining_s[b, t] = task_deadline_s[b, t] - now
+            work = task_work[b, t]
+            task_progress[b, t] = task_done[b, t] / max(work, 1.0) if work > 0 else 0.0
+            task_access[b, t] = veh_access[b, v] if veh_active[b, v] else -1
+            task_migrating[b, t] = task_mig_target[b, t] >= 0
+
+
 def controller_view(sim: Simulator) -> ControllerView:
     w, lay, cfg = sim.world, sim.layout, sim.cfg
     B, N = w.slots_used.shape
-    now = w.time_s[:, None]
+    T = w.task_state.shape[1]
     code, urgency, thr, away, hops = node_triggers(w, lay, cfg)
-    e, v = np.nonzero(w.veh_active & (w.veh_access >= 0))
-    attached = np.bincount(e * N + w.veh_access[e, v], minlength=B * N).reshape(B, N)
-    access = gather(w.veh_access, w.task_vehicle)
-    present = gather(w.veh_active, w.task_vehicle)
+    nodes_f = [np.empty((B, N)) for _ in range(3)]
+    free, attached = np.empty((B, N), np.int64), np.empty((B, N), np.int64)
+    remaining, progress = np.empty((B, T)), np.empty((B, T))
+    access, migrating = np.empty((B, T), np.int64), np.empty((B, T), bool)
+    age, cooldown, since = nodes_f
+    _derived_kernel(
+        w.time_s, w.last_heartbeat_s, w.cooldown_until_s, w.last_failure_s, w.slots_used,
+        w.slots_reserved, lay.max_jobs, w.veh_active, w.veh_access, w.task_vehicle,
+        w.task_deadline_s, w.task_done, w.task_work, w.task_mig_target, age, free, cooldown,
+        since, attached, remaining, progress, access, migrating,
+    )  # fmt: skip
     view = ControllerView(
         time_s=w.time_s.copy(),
         layout=lay,
@@ -79,14 +114,14 @@ def controller_view(sim: Simulator) -> ControllerView:
         up=w.view_up.copy(),
         load=w.view_load.copy(),
         battery=w.view_battery.copy(),
-        heartbeat_age_s=now - w.last_heartbeat_s,
+        heartbeat_age_s=age,
         slots_used=w.slots_used.copy(),
         slots_reserved=w.slots_reserved.copy(),
-        free_slots=lay.max_jobs - w.slots_used - w.slots_reserved,
-        cooldown_left_s=np.maximum(w.cooldown_until_s - now, 0.0),
+        free_slots=free,
+        cooldown_left_s=cooldown,
         migrating=w.mig_active.copy(),
         failures=w.failures.copy(),
-        since_failure_s=now - w.last_failure_s,
+        since_failure_s=since,
         completed=w.node_completed.copy(),
         lost=w.node_lost.copy(),
         trigger=code,
@@ -102,10 +137,10 @@ def controller_view(sim: Simulator) -> ControllerView:
         task_backup=w.task_backup.copy(),
         task_service=w.task_service.copy(),
         task_priority=w.task_priority.copy(),
-        task_remaining_s=w.task_deadline_s - now,
-        task_progress=np.where(w.task_work > 0, w.task_done / np.maximum(w.task_work, 1), 0.0),
-        task_access=np.where(present, access, -1),
-        task_migrating=w.task_mig_target >= 0,
+        task_remaining_s=remaining,
+        task_progress=progress,
+        task_access=access,
+        task_migrating=migrating,
         task_attempts=w.task_attempts.copy(),
         task_state_mb=w.task_state_mb.copy(),
     )
