@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _handbuilt import noop, park, place, quiet_sim
 
 from roadedge.envs.sim.config import MigrationConfig
 from roadedge.envs.sim.triggers import (
@@ -11,6 +12,7 @@ from roadedge.envs.sim.triggers import (
     analyse,
     battery_urgency,
     dynamic_threshold,
+    node_triggers,
     overload_urgency,
 )
 
@@ -289,3 +291,18 @@ def test_without_rsus_the_thresholds_stay_static():
     # (1.0 - 0.7) / 0.3 = 1 ; (0.85 - 0.7) / 0.3 = 0.5
     np.testing.assert_allclose(urgency[0], [1.0, 0.5], atol=1e-12)
     assert code[0].tolist() == [Trigger.UAV_OVERLOAD, Trigger.UAV_OVERLOAD]
+
+
+def test_mobility_features_by_hand_on_a_quiet_world():
+    """node_triggers' away share and mean hops: RSU 0 hosts two rows whose vehicles sit
+    under RSU 1 (hops(1, 0) = 1) and under RSU 0 itself; every other node hosts nothing
+    and has share 0 and mean hops 0 (small preset hops: 0-1 = 1, 0-2 = 1, 1-2 = 2)."""
+    sim = quiet_sim()
+    park(sim, 0, 1)
+    park(sim, 1, 0)
+    sim.step(noop(sim))
+    place(sim, veh=0, host=0, service=2)
+    place(sim, veh=1, host=0, service=2)
+    _, _, _, away, hops = node_triggers(sim.world, sim.layout, sim.cfg)
+    np.testing.assert_array_equal(away[0], [0.5, 0.0, 0.0, 0.0])  # one of two is elsewhere
+    np.testing.assert_array_equal(hops[0], [0.5, 0.0, 0.0, 0.0])  # (1 + 0) / 2
