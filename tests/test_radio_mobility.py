@@ -312,3 +312,15 @@ def test_vehicles_stay_on_roads_and_attach_to_covering_up_nodes():
         assert np.all(w.veh_rate_mbps[e, v] > 0)
         assert np.all(w.veh_access[~act] == -1)
     assert seen_active > 0
+
+
+def test_received_power_is_capped_at_the_1_m_reference_distance():
+    """Closer than 1 m (a ground-level node), path loss stays at PL_ref: a vehicle 0.5 m
+    from a node at height 0 gets the 1 m rate. PL = 38 dB, P_rx = 33 - 38 = -5 dBm;
+    SNR = -5 + 101 = 96 dB = 10^9.6; rate = 20 * log2(1 + 10^9.6) = 637.8967 Mbps."""
+    lay = two_node_layout([[0, 0, 0], [5000, 0, 10]], [700, 700])
+    access, rate = links(lay, [0.5, 1.0], [0.0, 0.0])
+    assert access[0].tolist() == [0, 0]
+    expected = 20 * np.log2(1 + 10**9.6)
+    assert rate[0, 0] == pytest.approx(expected, rel=1e-9)
+    assert rate[0, 1] == pytest.approx(expected, rel=1e-9)
