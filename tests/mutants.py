@@ -84,6 +84,7 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_simulator.py",
         "tests/test_sessions.py",
         "tests/test_pinned.py",
+        "tests/test_scheduler_pinned.py",
     ],
     "view": ["tests/test_pinned.py", "tests/test_baselines.py"],
     "rng": ["tests/test_formulas.py", "tests/test_radio_mobility.py", "tests/test_simulator.py"],
