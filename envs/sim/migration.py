@@ -198,8 +198,8 @@ def _source_of(state, host, mig_target, origin, host_believed_up):
 
 
 @njit(cache=True, inline="always")
-def _free_slots(w, lay, b, n):
-    return lay.max_jobs[n] - w.slots_used[b, n] - w.slots_reserved[b, n]
+def _free_slots(max_jobs, slots_used, slots_reserved, b, n):
+    return max_jobs[n] - slots_used[b, n] - slots_reserved[b, n]
 
 
 @njit(cache=True)
@@ -230,7 +230,7 @@ def _mask_env(w, lay, b, serves, mask):
             mask[n, m + 1] = (
                 serves[n, m]
                 and w.view_up[b, m]
-                and _free_slots(w, lay, b, m) > 0
+                and _free_slots(lay.max_jobs, w.slots_used, w.slots_reserved, b, m) > 0
                 and source_ok
                 and n != m
                 and w.ctrl_up[b]  # controller out: nothing but "do nothing"
@@ -258,7 +258,8 @@ def _rank_in_group(k, group, key, keep):
 
 
 @njit(cache=True)
-def _admit(w, lay, p, b, K, src, tgt, prio, keep, scratch_key, scratch_keep):
+def _admit(max_jobs, slots_used, slots_reserved, max_tasks, b, K, src, tgt, prio, keep,
+           scratch_key, scratch_keep):  # fmt: skip
     """Seed 000: the highest-priority rows of each source, at most ``max_tasks``, within
     the target's free slots (several sources may pick one target: the lower source
     index first, then priority). Updates ``keep[:K]`` in place."""
@@ -266,14 +267,14 @@ def _admit(w, lay, p, b, K, src, tgt, prio, keep, scratch_key, scratch_keep):
         scratch_key[k] = -prio[k]
     for k in range(K):
         scratch_keep[k] = keep[k] and _rank_in_group(k, src[:K], scratch_key[:K], keep[:K]) < (
-            p.max_tasks
+            max_tasks
         )
     for k in range(K):
         scratch_key[k] = src[k] * 1e3 - prio[k]
     for k in range(K):
         if scratch_keep[k]:
             rank = _rank_in_group(k, tgt[:K], scratch_key[:K], scratch_keep[:K])
-            keep[k] = rank < _free_slots(w, lay, b, tgt[k])
+            keep[k] = rank < _free_slots(max_jobs, slots_used, slots_reserved, b, tgt[k])
         else:
             keep[k] = False
 
@@ -324,23 +325,23 @@ def _start_migrations(w, lay, p, b, K, rows, src, tgt, keep, orphan, code, urgen
 
 
 @njit(cache=True)
-def _clear_rows(w, b, which):
+def _clear_rows(task_retry_src, b, which):
     """Unmark the rows waiting for the retries of sources ``which`` (N,)."""
-    for t in range(w.task_retry_src.shape[1]):
-        s = w.task_retry_src[b, t]
+    for t in range(task_retry_src.shape[1]):
+        s = task_retry_src[b, t]
         if s >= 0 and which[s]:
-            w.task_retry_src[b, t] = -1
+            task_retry_src[b, t] = -1
 
 
 @njit(cache=True)
-def _clear_chain(w, b, which):
+def _clear_chain(retry_pending, retry_attempt, retry_tried, task_retry_src, b, which):
     """Forget the retry chains of sources ``which`` (N,) (the backoff count stays)."""
     for n in range(which.shape[0]):
         if which[n]:
-            w.retry_pending[b, n] = False
-            w.retry_attempt[b, n] = 0
-            w.retry_tried[b, n, :] = False
-    _clear_rows(w, b, which)
+            retry_pending[b, n] = False
+            retry_attempt[b, n] = 0
+            retry_tried[b, n, :] = False
+    _clear_rows(task_retry_src, b, which)
 
 
 # ---------------------------------------------------------------- step 1: decisions
@@ -396,7 +397,10 @@ def _decisions_kernel(w, lay, p, actions, code, urgency, mask, invalid, started,
                 has_near[src[k]] = True
         for k in range(K):
             keep[k] = orphan[k] or near[k] or not has_near[src[k]]
-        _admit(w, lay, p, b, K, src, tgt, prio, keep, key, keep2)
+        _admit(
+            lay.max_jobs, w.slots_used, w.slots_reserved, p.max_tasks, b, K, src, tgt, prio,
+            keep, key, keep2,
+        )  # fmt: skip
         started_cost[b] = _start_migrations(
             w, lay, p, b, K, rows, src, tgt, keep, orphan, code, urgency, n_rows, state_mb,
             target, started,
@@ -543,7 +547,7 @@ def _retries_kernel(w, lay, p, code, urgency, started, started_cost, exhausted):
                     and not w.retry_tried[b, n, m]
                     and m != n
                     and w.view_up[b, m]
-                    and _free_slots(w, lay, b, m) > 0
+                    and _free_slots(lay.max_jobs, w.slots_used, w.slots_reserved, b, m) > 0
                 ):
                     load = (w.slots_used[b, m] + w.slots_reserved[b, m]) / lay.max_jobs[m]
                     score = target_score_at(load, lay.distance_m[n, m], w_cap, p.distance_scale_m)
@@ -568,7 +572,10 @@ def _retries_kernel(w, lay, p, code, urgency, started, started_cost, exhausted):
             prio[K] = task_priority_at(urgency[b, host], w.task_deadline_s[b, t] - now)
             keep[K] = True
             K += 1
-        _admit(w, lay, p, b, K, src, tgt, prio, keep, key, keep2)
+        _admit(
+            lay.max_jobs, w.slots_used, w.slots_reserved, p.max_tasks, b, K, src, tgt, prio,
+            keep, key, keep2,
+        )  # fmt: skip
         started_cost[b] = _start_migrations(
             w, lay, p, b, K, rows, src, tgt, keep, orphan, code, urgency, n_rows, state_mb,
             target, started,
@@ -579,8 +586,8 @@ def _retries_kernel(w, lay, p, code, urgency, started, started_cost, exhausted):
                 w.retry_attempt[b, n] += 1
                 w.retry_tried[b, n, w.mig_target[b, n]] = True
                 w.retry_pending[b, n] = False
-        _clear_chain(w, b, gone)
-        _clear_rows(w, b, started[b])
+        _clear_chain(w.retry_pending, w.retry_attempt, w.retry_tried, w.task_retry_src, b, gone)
+        _clear_rows(w.task_retry_src, b, started[b])
 
 
 def start_retries(
@@ -621,45 +628,47 @@ def start_retries(
 
 
 @njit(cache=True)
-def _migration_failed(w, p, b, failed, end_s, exhausted):
+def _migration_failed(cooldown_until_s, retry_fails, retry_pending, retry_attempt, retry_tried,
+                      task_state, task_host, task_mig_target, task_retry_src, next_peer,
+                      cooldown_s, max_attempts, b, failed, end_s, exhausted):  # fmt: skip
     """Sources ``failed`` (N,) whose migration failed or was cancelled at ``end_s`` (N,):
     start the cooldown (``retry_policy = none``) or the exponential backoff and, with
     attempts left, schedule a retry of its rows. Call before :func:`_end`. Marks the
     chains exhausted by this failure in ``exhausted`` (N,)."""
     N = failed.shape[0]
     exhausted[:] = False
-    if not p.next_peer:
+    if not next_peer:
         for n in range(N):
             if failed[n]:
-                w.cooldown_until_s[b, n] = end_s[n] + p.cooldown_s
+                cooldown_until_s[b, n] = end_s[n] + cooldown_s
         return
     for n in range(N):
         if failed[n]:
-            w.retry_fails[b, n] += 1
-            doublings = min(max(w.retry_fails[b, n] - 1, 0), MAX_BACKOFF_DOUBLINGS)
-            w.cooldown_until_s[b, n] = end_s[n] + p.cooldown_s * 2.0**doublings
-    for t in range(w.task_state.shape[1]):
-        host = w.task_host[b, t]
-        if w.task_mig_target[b, t] >= 0 and failed[max(host, 0)]:
-            w.task_retry_src[b, t] = host
+            retry_fails[b, n] += 1
+            doublings = min(max(retry_fails[b, n] - 1, 0), MAX_BACKOFF_DOUBLINGS)
+            cooldown_until_s[b, n] = end_s[n] + cooldown_s * 2.0**doublings
+    for t in range(task_state.shape[1]):
+        host = task_host[b, t]
+        if task_mig_target[b, t] >= 0 and failed[max(host, 0)]:
+            task_retry_src[b, t] = host
     for n in range(N):
         if failed[n]:
-            if w.retry_attempt[b, n] < p.max_attempts:
-                w.retry_pending[b, n] = True
+            if retry_attempt[b, n] < max_attempts:
+                retry_pending[b, n] = True
             else:
                 exhausted[n] = True
-    _clear_chain(w, b, exhausted)
+    _clear_chain(retry_pending, retry_attempt, retry_tried, task_retry_src, b, exhausted)
 
 
 @njit(cache=True)
-def _end(w, b, which):
+def _end(task_mig_target, task_host, slots_reserved, mig_active, b, which):
     """Close the migrations of sources ``which`` (N,): release what is still reserved."""
-    for t in range(w.task_state.shape[1]):
-        if w.task_mig_target[b, t] >= 0 and which[max(w.task_host[b, t], 0)]:
-            unreserve_row(w.slots_reserved, w.task_mig_target, b, t)
+    for t in range(task_mig_target.shape[1]):
+        if task_mig_target[b, t] >= 0 and which[max(task_host[b, t], 0)]:
+            unreserve_row(slots_reserved, task_mig_target, b, t)
     for n in range(which.shape[0]):
         if which[n]:
-            w.mig_active[b, n] = False
+            mig_active[b, n] = False
 
 
 @njit(cache=True)
@@ -675,8 +684,12 @@ def _cancel_kernel(w, p, broken, exhausted):
         exhausted[b, :] = False
         if any_broken:
             end_s[:] = w.time_s[b]
-            _migration_failed(w, p, b, broken[b], end_s, exhausted[b])
-            _end(w, b, broken[b])
+            _migration_failed(
+                w.cooldown_until_s, w.retry_fails, w.retry_pending, w.retry_attempt,
+                w.retry_tried, w.task_state, w.task_host, w.task_mig_target, w.task_retry_src,
+                p.next_peer, p.cooldown_s, p.max_attempts, b, broken[b], end_s, exhausted[b],
+            )  # fmt: skip
+            _end(w.task_mig_target, w.task_host, w.slots_reserved, w.mig_active, b, broken[b])
 
 
 def cancel_broken(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -745,16 +758,22 @@ def _finish_kernel(w, p, due, success, retry_ok, exhausted):
         for n in range(N):
             if ok[n]:
                 w.cooldown_until_s[b, n] = end_s[n] + p.cooldown_s
-        _migration_failed(w, p, b, failed, end_s, exhausted[b])
+        _migration_failed(
+                w.cooldown_until_s, w.retry_fails, w.retry_pending, w.retry_attempt,
+                w.retry_tried, w.task_state, w.task_host, w.task_mig_target, w.task_retry_src,
+                p.next_peer, p.cooldown_s, p.max_attempts, b, failed, end_s, exhausted[b],
+            )  # fmt: skip
         for n in range(N):
             retry_ok[b, n] = ok[n] and w.mig_retry[b, n]
             if ok[n]:
                 w.retry_fails[b, n] = 0
-        _clear_chain(w, b, ok)
+        _clear_chain(w.retry_pending, w.retry_attempt, w.retry_tried, w.task_retry_src, b, ok)
         for n in range(N):
             if due[b, n]:
                 w.mig_retry[b, n] = False
-        _end(w, b, due[b])  # a failed one rolls back: its reservations are released
+        _end(
+            w.task_mig_target, w.task_host, w.slots_reserved, w.mig_active, b, due[b]
+        )  # a failed one rolls back: its reservations are released
 
 
 def finish(world: World, cfg: ScenarioConfig, due: np.ndarray, success: np.ndarray):
