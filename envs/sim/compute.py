@@ -24,7 +24,7 @@ from numba import njit
 
 from .config import ScenarioConfig
 from .layout import Layout
-from .world import KIND_SESSION, KIND_TASK, RUNNING, World
+from .world import KIND_SESSION, KIND_TASK, ORPHANED, RUNNING, World
 
 
 def per_hop_ms(cfg: ScenarioConfig) -> float:
@@ -108,8 +108,41 @@ def progress(world: World, layout: Layout, cfg: ScenarioConfig, blocked_s: np.nd
     return serving, charged, latency
 
 
+@njit(cache=True)
+def _energy_kernel(slots_used, node_up, max_jobs, is_uav, hover_w, compute_w, dt_s, out):
+    B, N = out.shape
+    for b in range(B):
+        for n in range(N):
+            out[b, n] = 0.0
+            if is_uav[n] and node_up[b, n]:
+                util = slots_used[b, n] / max_jobs[n]
+                out[b, n] = (hover_w + compute_w * util) * dt_s
+
+
 def uav_energy_j(world: World, layout: Layout, cfg: ScenarioConfig) -> np.ndarray:
     """Energy drawn by each live UAV this tick: (hover + compute * utilisation) * dt [J]."""
-    util = world.slots_used / layout.max_jobs
-    power = cfg.uav.hover_power_w + cfg.uav.compute_power_w * util
-    return np.where(layout.is_uav & world.node_up, power * cfg.dt_s, 0.0)
+    out = np.empty(world.node_up.shape)
+    _energy_kernel(
+        world.slots_used, world.node_up, layout.max_jobs, layout.is_uav,
+        float(cfg.uav.hover_power_w), float(cfg.uav.compute_power_w), float(cfg.dt_s), out,
+    )  # fmt: skip
+    return out
+
+
+@njit(cache=True)
+def _stalled_kernel(task_state, serving, blocked_s, dt_s, out):
+    for b in range(out.shape[0]):
+        stalled, blocked = 0, 0.0
+        for t in range(task_state.shape[1]):
+            state = task_state[b, t]
+            stalled += (state == RUNNING and not serving[b, t]) or state == ORPHANED
+            blocked += blocked_s[b, t]
+        out[b] = stalled * dt_s + blocked
+
+
+def downtime_s(world: World, serving: np.ndarray, blocked_s: np.ndarray, dt_s: float):
+    """Service-seconds lost this tick, (B,): a tick per row that is orphaned or running on
+    a dead host, plus each row's switch downtime."""
+    out = np.empty(world.task_state.shape[0])
+    _stalled_kernel(world.task_state, serving, blocked_s, float(dt_s), out)
+    return out

@@ -744,13 +744,21 @@ def due_outcomes(world: World, cfg: ScenarioConfig, node_index: np.ndarray):
     return due, success
 
 
+@njit(cache=True)
+def _blocked_kernel(task_host, task_mig_target, mig_downtime_s, success, out):
+    for b in range(out.shape[0]):
+        for t in range(out.shape[1]):
+            host = max(task_host[b, t], 0)
+            moving = task_mig_target[b, t] >= 0 and success[b, host]
+            out[b, t] = mig_downtime_s[b, host] if moving else 0.0
+
+
 def switch_blocked_s(world: World, success: np.ndarray) -> np.ndarray:
     """Per task, the switch downtime it suffers this tick (for the compute step), (B, T)."""
     w = world
-    host = np.maximum(w.task_host, 0)
-    rows = np.arange(w.task_host.shape[0])[:, None]
-    moving = (w.task_mig_target >= 0) & success[rows, host]
-    return np.where(moving, w.mig_downtime_s[rows, host], 0.0)
+    out = np.empty(w.task_host.shape)
+    _blocked_kernel(w.task_host, w.task_mig_target, w.mig_downtime_s, success, out)
+    return out
 
 
 @njit(cache=True)

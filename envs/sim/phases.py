@@ -14,7 +14,6 @@ import numpy as np
 
 from . import compute, faults, migration, mobility, outcomes, radio, scheduler, sessions
 from .triggers import node_triggers
-from .world import ORPHANED, RUNNING
 
 if TYPE_CHECKING:
     from .simulator import Simulator
@@ -147,8 +146,7 @@ def work(sim: Simulator, tick: Tick) -> None:
     tick.energy_j = compute.uav_energy_j(w, sim.layout, cfg)
     w.battery_j -= tick.energy_j
     scheduler.checkpoint_replicas(w, cfg)
-    stalled = ((w.task_state == RUNNING) & ~serving) | (w.task_state == ORPHANED)
-    tick.downtime += stalled.sum(1) * cfg.dt_s + blocked.sum(1)
+    tick.downtime += compute.downtime_s(w, serving, blocked, cfg.dt_s)
 
 
 def migration_outcomes(sim: Simulator, tick: Tick) -> None:

@@ -24,7 +24,6 @@ import math
 import numpy as np
 from numba import njit
 
-from .arrays import gather
 from .config import ScenarioConfig
 from .layout import Layout
 from .ledger import dispatch_row
@@ -290,17 +289,26 @@ def dispatch_waiting(world: World, layout: Layout, cfg: ScenarioConfig) -> None:
     )  # fmt: skip
 
 
+@njit(cache=True)
+def _checkpoint_kernel(time_s, task_state, task_host, task_backup, task_done, task_replica,
+                       node_up, dt_s, interval_s):  # fmt: skip
+    for b in range(time_s.shape[0]):
+        t0 = time_s[b]
+        # due when the tick (t, t + dt] crosses a multiple of the interval
+        if math.floor((t0 + dt_s) / interval_s + 1e-9) <= math.floor(t0 / interval_s + 1e-9):
+            continue
+        for t in range(task_state.shape[1]):
+            host = max(task_host[b, t], 0)
+            if task_state[b, t] == RUNNING and node_up[b, host] and task_backup[b, t] >= 0:
+                task_replica[b, t] = task_done[b, t]
+
+
 def checkpoint_replicas(world: World, cfg: ScenarioConfig) -> None:
     """Every ``replica_interval_s``, running tasks on live hosts copy progress to backup."""
     if not cfg.faults.replication:
         return
-    interval = cfg.faults.replica_interval_s
-    t0, t1 = world.time_s, world.time_s + cfg.dt_s
-    due = np.floor(t1 / interval + 1e-9) > np.floor(t0 / interval + 1e-9)
-    if not due.any():
-        return
-    B, T = world.task_state.shape
-    host = np.maximum(world.task_host, 0)
-    host_up = gather(world.node_up, host)
-    sync = due[:, None] & (world.task_state == RUNNING) & host_up & (world.task_backup >= 0)
-    world.task_replica[sync] = world.task_done[sync]
+    w = world
+    _checkpoint_kernel(
+        w.time_s, w.task_state, w.task_host, w.task_backup, w.task_done, w.task_replica,
+        w.node_up, float(cfg.dt_s), float(cfg.faults.replica_interval_s),
+    )  # fmt: skip
