@@ -193,7 +193,10 @@ class TaskConfig(_Section):
     SECTION: ClassVar[str] = "tasks"
 
     rate_per_vehicle_hz: float = _f(
-        0.01, 0.0, 100.0, "Poisson task arrivals per vehicle: background load [1/s]"
+        0.01,
+        0.0,
+        50.0,
+        "Poisson task arrivals per vehicle: background load (rate * dt <= 0.5) [1/s]",
     )
     n_services: int = _f(4, 1, 64, "service types")
     work_gcycles_min: float = _f(20.0, 0.001, 1e6, "[1e9 CPU cycles]")
