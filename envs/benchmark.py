@@ -238,16 +238,36 @@ def node_overrides(rsus: int) -> dict[str, Any]:
     }
 
 
-def bench_sb3_share(timesteps: int, n_envs: int = 8) -> dict[str, Any]:
-    """Fraction of PPO training wall time spent inside the env's step."""
-    import torch
+class _NullEnv:
+    """A do-nothing env with RoadEdge's spaces (zeros, reward 0, ``horizon`` steps): the
+    PPO run's peer, so the share of time the env costs can be read against PPO alone."""
+
+    def __init__(self, observation_space, action_space, horizon: int):
+        import gymnasium as gym
+
+        class Null(gym.Env):
+            def __init__(self):
+                self.observation_space, self.action_space = observation_space, action_space
+                self._zero = np.zeros(observation_space.shape, observation_space.dtype)
+                self._t = 0
+
+            def reset(self, *, seed=None, options=None):
+                super().reset(seed=seed)
+                self._t = 0
+                return self._zero, {}
+
+            def step(self, action):
+                self._t += 1
+                return self._zero, 0.0, False, self._t >= horizon, {}
+
+        self.cls = Null
+
+
+def _ppo_run(venv, timesteps: int) -> tuple[float, float]:
+    """Wall time of SB3 PPO for ``timesteps`` on ``venv`` and the time inside its step."""
     from stable_baselines3 import PPO
 
-    from .vector_env import make_sb3_vec_env
-
-    torch.set_num_threads(1)
-    venv = make_sb3_vec_env(n_envs, scenario="city")
-    inner = venv.venv
+    inner = getattr(venv, "venv", venv)
     spent = {"s": 0.0}
     original = inner.step
 
@@ -263,14 +283,31 @@ def bench_sb3_share(timesteps: int, n_envs: int = 8) -> dict[str, Any]:
     )
     t0 = time.perf_counter()
     model.learn(timesteps)
-    wall = time.perf_counter() - t0
+    return time.perf_counter() - t0, spent["s"]
+
+
+def bench_sb3_share(timesteps: int, n_envs: int = 8) -> dict[str, Any]:
+    """Fraction of PPO training wall time spent inside the env's step, and PPO's speed on
+    a do-nothing env with the same spaces (the peer: what PPO costs by itself)."""
+    import torch
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from .vector_env import make_sb3_vec_env
+
+    torch.set_num_threads(1)
+    venv = make_sb3_vec_env(n_envs, scenario="city")
+    null = _NullEnv(venv.observation_space, venv.action_space, horizon=300).cls
+    _ppo_run(DummyVecEnv([null] * n_envs), 512)  # warm-up: torch's and SB3's first calls
+    null_wall, _ = _ppo_run(DummyVecEnv([null] * n_envs), timesteps)
+    wall, env_s = _ppo_run(venv, timesteps)
     return {
         "timesteps": timesteps,
         "n_envs": n_envs,
         "wall_s": wall,
-        "env_s": spent["s"],
-        "env_share": spent["s"] / wall,
+        "env_s": env_s,
+        "env_share": env_s / wall,
         "steps_per_s": timesteps / wall,
+        "null_env_steps_per_s": timesteps / null_wall,
     }
 
 
@@ -351,7 +388,10 @@ def format_report(res: dict[str, Any]) -> str:
         lines += [
             "",
             f"SB3 PPO on city ({s['n_envs']} envs, {s['timesteps']} steps): "
-            f"{s['steps_per_s']:.0f} steps/s, env {100 * s['env_share']:.1f} % of wall time",
+            f"{s['steps_per_s']:.0f} steps/s, env {100 * s['env_share']:.1f} % of wall time; "
+            f"on a do-nothing env with the same spaces: {s['null_env_steps_per_s']:.0f} "
+            f"steps/s (RoadEdge trains at "
+            f"{100 * s['steps_per_s'] / s['null_env_steps_per_s']:.0f} % of that speed)",
         ]
     return "\n".join(lines)
 
