@@ -8,8 +8,8 @@ batched design needs:
 * an environment's draws depend on its own key alone, so a batch of 64
   environments and 64 single environments with the same keys produce
   identical trajectories, whatever the batch composition or autoreset timing;
-* a whole column of draws (all vehicles, all tasks) costs a few NumPy
-  operations, with no Python loop and no generator state to carry.
+* a draw costs a few integer operations wherever a kernel needs it (``uniform_at``),
+  with no generator state to carry.
 
 Indices name things the controller cannot influence (a vehicle's entry
 number, a node), so every policy meets the same traffic on a seed.
