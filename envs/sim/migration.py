@@ -223,11 +223,12 @@ def _free_slots(max_jobs, slots_used, slots_reserved, b, n):
 
 
 @njit(cache=True)
-def _mask_env(w, lay, b, serves, mask):
-    """Valid decisions of environment ``b`` into ``mask`` (N, N + 1); ``serves`` (N, N) is
-    scratch: whether node m runs the service of at least one movable row of source n."""
-    N = mask.shape[0]
-    serves[:, :] = False
+def _mask_env(w, lay, b, present, serves, mask):
+    """Valid decisions of environment ``b`` into ``mask`` (N, N + 1). Scratch: ``present``
+    (N, S), whether source n has a movable row of service s; ``serves`` (N, N), whether
+    node m runs the service of at least one movable row of source n."""
+    N, S = present.shape
+    present[:, :] = False
     for t in range(w.task_state.shape[1]):
         host = w.task_host[b, t]
         src, _ = _source_of(
@@ -235,10 +236,13 @@ def _mask_env(w, lay, b, serves, mask):
             w.view_up[b, max(host, 0)],
         )  # fmt: skip
         if src >= 0:
-            svc = w.task_service[b, t]
-            for m in range(N):
-                if lay.capability[m, svc]:
-                    serves[src, m] = True
+            present[src, w.task_service[b, t]] = True
+    serves[:, :] = False
+    for n in range(N):
+        for svc in range(S):
+            if present[n, svc]:
+                for m in range(N):
+                    serves[n, m] |= lay.capability[m, svc]
     now = w.time_s[b]
     for n in range(N):
         mask[n, 0] = True
@@ -260,9 +264,10 @@ def _mask_env(w, lay, b, serves, mask):
 @njit(cache=True)
 def _mask_kernel(w, lay, mask):
     N = mask.shape[1]
+    present = np.empty((N, lay.capability.shape[1]), np.bool_)
     serves = np.empty((N, N), np.bool_)
     for b in range(mask.shape[0]):
-        _mask_env(w, lay, b, serves, mask[b])
+        _mask_env(w, lay, b, present, serves, mask[b])
 
 
 @njit(cache=True)
@@ -372,6 +377,7 @@ def _decisions_kernel(w, lay, p, actions, code, urgency, mask, invalid, started,
                       failovers, failover_failed, recovery_s, restart_s, exhausted):  # fmt: skip
     B, T = w.task_state.shape
     N = actions.shape[1]
+    present = np.empty((N, lay.capability.shape[1]), np.bool_)
     serves = np.empty((N, N), np.bool_)
     rows, src, tgt = np.empty(T, np.int64), np.empty(T, np.int64), np.empty(T, np.int64)
     prio, key = np.empty(T), np.empty(T)
@@ -381,7 +387,7 @@ def _decisions_kernel(w, lay, p, actions, code, urgency, mask, invalid, started,
     n_rows, state_mb, target = np.empty(N, np.int64), np.empty(N), np.empty(N, np.int64)
     hop_s = p.hop_latency_ms / 1000.0
     for b in range(B):
-        _mask_env(w, lay, b, serves, mask[b])
+        _mask_env(w, lay, b, present, serves, mask[b])
         now = w.time_s[b]
         invalid[b] = 0
         for n in range(N):
@@ -487,6 +493,18 @@ def apply_decisions(
     """
     B, N = world.slots_used.shape
     T = world.task_state.shape[1]
+    actions = np.asarray(actions, np.int64)
+    if not (actions > 0).any():  # nothing asked: nothing starts, nothing is invalid
+        return {
+            "invalid": np.zeros(B, np.int64),
+            "started": np.zeros((B, N), bool),
+            "started_cost": np.zeros(B),
+            "failovers": np.zeros(B, np.int64),
+            "failover_failed": np.zeros(B, np.int64),
+            "recovery_s": np.zeros(B),
+            "restart_downtime_s": np.zeros(B),
+            "exhausted": np.zeros((B, T), bool),
+        }
     code, urgency, *_ = node_triggers(world, layout, cfg)
     out = {
         "invalid": np.empty(B, np.int64),
@@ -499,8 +517,8 @@ def apply_decisions(
         "exhausted": np.empty((B, T), bool),
     }
     _decisions_kernel(
-        world.subset(MigrationState), layout_arrays(layout), migration_params(cfg),
-        np.asarray(actions, np.int64), code, urgency, np.empty((B, N, N + 1), bool),
+        world.subset(MigrationState), layout_arrays(layout), migration_params(cfg), actions,
+        code, urgency, np.empty((B, N, N + 1), bool),
         *out.values(),
     )  # fmt: skip
     return out
