@@ -50,16 +50,7 @@ def act(sim, **moves) -> np.ndarray:
 
 
 def refresh_radio(sim) -> None:
-    w = sim.world
-    radio.access_links(
-        w.veh_x,
-        w.veh_y,
-        w.veh_active,
-        w.node_up,
-        sim.layout,
-        sim.cfg.radio,
-        out=(w.veh_access, w.veh_rate_mbps),
-    )
+    radio.update_access_links(sim.world, sim.layout, sim.cfg.radio)
 
 
 def park(sim, veh: int, node: int) -> None:

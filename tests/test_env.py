@@ -20,6 +20,7 @@ from gymnasium import spaces
 
 import roadedge.envs as roadedge_envs
 from roadedge.envs import ConfigError, RoadEdgeEnv
+from roadedge.envs.sim.migration import MigrationState
 
 SMALL = "RoadEdge-small-v1"
 FAILURES = "RoadEdge-failures-v1"
@@ -372,7 +373,8 @@ def test_pickled_env_continues_identically(clone_of):
     base = env.unwrapped
     clone = clone_of(base)
     assert clone is not base
-    assert clone.sim.world.arrays().task_state is clone.sim.world.task_state
+    state = clone.sim.world.subset(MigrationState)
+    assert state.task_state is clone.sim.world.task_state
     assert clone.sim.world.task_state is not base.sim.world.task_state
     np.testing.assert_array_equal(clone.action_masks(), base.action_masks())
     for i, a in enumerate(actions[60:140]):

@@ -40,7 +40,7 @@ ALL_SERVICES = {
 def _decide(sim, **moves):
     """Step 1 alone (the controller's decisions) on a copy of the world."""
     probe = sim.world.copy()
-    out = migration.apply_decisions(probe, sim.layout, sim.cfg, act(sim, **moves), sim.node_index)
+    out = migration.apply_decisions(probe, sim.layout, sim.cfg, act(sim, **moves))
     return probe, out
 
 

@@ -201,9 +201,7 @@ def test_failover_restores_the_replica_or_restarts_from_scratch(case):
         assert lay.hops[backup, 1] == {1: 0, 2: 2, 3: 2}[backup]
     now = w.time_s[0]
     probe = w.copy()
-    out = migration.apply_decisions(
-        probe, lay, sim.cfg, act(sim, n0=1), sim.node_index
-    )  # step 1 alone
+    out = migration.apply_decisions(probe, lay, sim.cfg, act(sim, n0=1))  # step 1 alone
     assert probe.task_state[0, t] == RUNNING and probe.task_host[0, t] == 1
     assert probe.task_done[0, t] == done
     assert probe.task_replica[0, t] == done

@@ -60,7 +60,7 @@ _NONE, _POLICY = int(Trigger.NONE), int(Trigger.POLICY)
 _S_SUCCESS = np.uint64(Stream.MIGRATION_SUCCESS)
 
 # The kernels read the layout and the migration settings as named tuples of arrays and
-# numbers (Numba compiles attribute access on them); the world's arrays: MigrationState.
+# numbers (Numba compiles attribute access on them); the world's arrays: World.subset.
 LayoutArrays = namedtuple(
     "LayoutArrays", ["hops", "distance_m", "capability", "max_jobs", "is_uav"]
 )
@@ -482,7 +482,7 @@ def action_mask(world: World, layout: Layout, cfg: ScenarioConfig) -> np.ndarray
 
 
 def apply_decisions(
-    world: World, layout: Layout, cfg: ScenarioConfig, actions: np.ndarray, node_index=None
+    world: World, layout: Layout, cfg: ScenarioConfig, actions: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Start the migrations and failovers that ``actions`` (B, N) ask for.
 

@@ -114,16 +114,7 @@ def vehicles(sim: Simulator, tick: Tick) -> None:
 
 def access_links(sim: Simulator, tick: Tick) -> None:
     """5. The access node and rate of every vehicle."""
-    w = sim.world
-    radio.access_links(
-        w.veh_x,
-        w.veh_y,
-        w.veh_active,
-        w.node_up,
-        sim.layout,
-        sim.cfg.radio,
-        out=(w.veh_access, w.veh_rate_mbps),
-    )
+    radio.update_access_links(sim.world, sim.layout, sim.cfg.radio)
 
 
 def arrivals(sim: Simulator, tick: Tick) -> None:

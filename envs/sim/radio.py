@@ -27,6 +27,7 @@ from numba import njit
 
 from .config import RadioConfig
 from .layout import Layout
+from .world import World
 
 
 def path_loss_db(distance_m: np.ndarray, ref_db: float, exponent: float) -> np.ndarray:
@@ -107,3 +108,13 @@ def access_links(
         out[1],
     )
     return out
+
+
+def update_access_links(world: World, layout: Layout, radio: RadioConfig) -> None:
+    """Recompute every vehicle's access node and rate into the world's ``veh_access`` and
+    ``veh_rate_mbps`` (at reset and in step 5 of every tick)."""
+    w = world
+    access_links(
+        w.veh_x, w.veh_y, w.veh_active, w.node_up, layout, radio,
+        out=(w.veh_access, w.veh_rate_mbps),
+    )  # fmt: skip

@@ -131,15 +131,7 @@ class Simulator:
         counts = np.zeros(self.batch_size, dtype=np.int64)
         counts[rows] = cfg.vehicles.initial_vehicles
         mobility.spawn_vehicles(w, cfg, counts, initial=True)
-        radio.access_links(
-            w.veh_x,
-            w.veh_y,
-            w.veh_active,
-            w.node_up,
-            lay,
-            cfg.radio,
-            out=(w.veh_access, w.veh_rate_mbps),
-        )
+        radio.update_access_links(w, lay, cfg.radio)
 
     # ------------------------------------------------------------------ step
 

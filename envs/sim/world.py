@@ -8,7 +8,6 @@ indices (``env * N + node``) and uses ``np.bincount``.
 
 from __future__ import annotations
 
-from collections import namedtuple
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -121,29 +120,17 @@ class World:
     def copy(self) -> World:
         return World(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
 
-    def arrays(self) -> tuple:
-        """The state as a named tuple of the same arrays (``WorldArrays``), the form the
-        compiled kernels take (Numba compiles attribute access on it). Built once: the
-        arrays are only ever written in place, never replaced."""
-        cached = self.__dict__.get("_arrays")
-        if cached is None:
-            cached = self.__dict__["_arrays"] = WorldArrays(
-                *(getattr(self, f.name) for f in fields(self))
-            )
-        return cached
-
     def subset(self, kind: type) -> tuple:
-        """The arrays named by the fields of the named tuple class ``kind``, as one (built
-        once per class, like :meth:`arrays`): kernels that take only what they use
-        compile faster."""
+        """The arrays named by the fields of the named tuple class ``kind``, as one tuple of
+        the same arrays: the form the compiled kernels take (Numba compiles attribute
+        access on it). Built once per class: the arrays are only ever written in place,
+        never replaced. A kernel that takes only what it uses compiles faster and is
+        cheaper to call."""
         subsets = self.__dict__.setdefault("_subsets", {})
         cached = subsets.get(kind)
         if cached is None:
             cached = subsets[kind] = kind(*(getattr(self, name) for name in kind._fields))
         return cached
-
-
-WorldArrays = namedtuple("WorldArrays", [f.name for f in fields(World)])
 
 
 def allocate(batch: int, n_nodes: int, n_vehicles: int, n_tasks: int) -> World:
