@@ -1,7 +1,7 @@
 """Compile every kernel of the simulation core once, so later starts load them from disk.
 
 The kernels are Numba functions with ``cache=True``: the first process to use them
-compiles them (about 16 s on a quiet 2-core machine) and stores the machine code
+compiles them (12-20 s on a quiet 2-core machine) and stores the machine code
 next to the sources; every later start loads it in about a second. ``python -m
 roadedge.envs.sim.warmup`` (run by ``make test`` before the suite, so the test
 workers do not all compile at once) steps a small grid and a small highway world,
