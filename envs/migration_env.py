@@ -183,6 +183,10 @@ class RoadEdgeEnv(gym.Env):
         self.observation_space = make_observation_space(self.cfg, obs_mode)
         self._last: StepResult | None = None
         self._renderer = None
+        self._observer: obs_lib.Observer | None = None  # built at the first observation
+        self._signed_weights = [
+            (1.0 if k == "completion" else -1.0) * getattr(self.cfg.reward, k) for k in REWARD_TERMS
+        ]
 
     # ---------------------------------------------------------------- gym API
 
@@ -197,18 +201,23 @@ class RoadEdgeEnv(gym.Env):
 
     def step(self, action):
         arr = np.asarray(action)
-        if arr.shape != (self.n_nodes,) or not self.action_space.contains(
-            arr.astype(np.int64, copy=False) if np.issubdtype(arr.dtype, np.integer) else arr
-        ):
-            raise ValueError(
-                f"action {action!r} is not in the action space {self.action_space}: "
-                f"expected {self.n_nodes} integers in [0, {self.n_nodes}]"
-            )
-        self._last = self.sim.step(arr.astype(np.int64)[None])
+        integers = arr.dtype.kind in "iu" and arr.shape == (self.n_nodes,)
+        if not integers and (arr.shape != (self.n_nodes,) or not self.action_space.contains(arr)):
+            raise self._bad_action(action)
+        try:  # the simulator checks the range of integer actions before it changes anything
+            self._last = self.sim.step(arr.astype(np.int64)[None])
+        except ValueError as err:
+            raise self._bad_action(action) from err
         truncated = int(self.sim.world.tick[0]) >= self.cfg.horizon
         if self.render_mode == "human":
             self.render()
         return self._observe(), float(self._last.reward[0]), False, truncated, self._info()
+
+    def _bad_action(self, action) -> ValueError:
+        return ValueError(
+            f"action {action!r} is not in the action space {self.action_space}: "
+            f"expected {self.n_nodes} integers in [0, {self.n_nodes}]"
+        )
 
     def action_masks(self) -> np.ndarray:
         """Valid choices, flat bool of length N * (N + 1) (MaskablePPO layout)."""
@@ -236,15 +245,18 @@ class RoadEdgeEnv(gym.Env):
         return controller_view(self.sim)
 
     def _observe(self):
-        return build_observation(self.sim, self.cfg, self.obs_mode, self.controller_view(), 0)
+        if self._observer is None:
+            self._observer = obs_lib.Observer(self.sim, self.obs_mode)
+        return self._observer(0)
 
     def _info(self) -> dict[str, Any]:
-        m = self.sim.metrics()
-        metrics = {k: float(v[0]) for k, v in m.items()}
-        info: dict[str, Any] = {"metrics": metrics}
+        info: dict[str, Any] = {"metrics": self.sim.metrics_of(0)}
         if self._last is not None:
-            terms = weighted_terms(self.cfg, self._last.terms)
-            info["reward_terms"] = {k: float(v[0]) for k, v in terms.items()}
+            terms = self._last.terms
+            info["reward_terms"] = {
+                k: float(c * terms[k][0])
+                for k, c in zip(REWARD_TERMS, self._signed_weights, strict=True)
+            }
             info["invalid"] = int(self._last.invalid[0])
         else:
             info["reward_terms"] = {k: 0.0 for k in REWARD_TERMS}
@@ -286,7 +298,7 @@ def build_observation(
     """Observation(s) for batch ``row`` (an int for one env, None for all rows)."""
     tick = sim.world.tick.astype(np.float64)
     nodes = obs_lib.node_matrix(view, cfg, tick)
-    globs = obs_lib.global_vector(view, cfg, tick, sim.world.veh_active.sum(1))
+    globs = obs_lib.global_vector(view, cfg, tick, sim.world.veh_active)
     sel = slice(None) if row is None else row
     if obs_mode == "flat":
         B = nodes.shape[0]

@@ -133,10 +133,13 @@ def node_matrix(view: ControllerView, cfg: ScenarioConfig, tick: np.ndarray) -> 
 
 @njit(cache=True)
 def _globals_kernel(
-    tick, horizon, load, is_uav, task_state, total_slots, vehicles_active, max_vehicles,
+    tick, horizon, load, is_uav, task_state, total_slots, veh_active, max_vehicles,
     controller_up, out,
 ):  # fmt: skip
     for b in range(out.shape[0]):
+        vehicles = 0
+        for v in range(veh_active.shape[1]):
+            vehicles += veh_active[b, v]
         queued = orphaned = 0
         for t in range(task_state.shape[1]):
             queued += task_state[b, t] == QUEUED
@@ -145,19 +148,20 @@ def _globals_kernel(
         out[b, 1] = _clip01(mean_rsu_load(load[b], is_uav))
         out[b, 2] = _clip01(queued / total_slots)
         out[b, 3] = _clip01(orphaned / total_slots)
-        out[b, 4] = _clip01(vehicles_active[b] / max_vehicles)
+        out[b, 4] = _clip01(vehicles / max_vehicles)
         out[b, 5] = 1.0 if controller_up[b] else 0.0
 
 
 def global_vector(
-    view: ControllerView, cfg: ScenarioConfig, tick: np.ndarray, vehicles_active: np.ndarray
+    view: ControllerView, cfg: ScenarioConfig, tick: np.ndarray, veh_active: np.ndarray
 ) -> np.ndarray:
-    """(B, G) float32 global features (GLOBAL_FEATURES), each clipped to [0, 1]."""
+    """(B, G) float32 global features (GLOBAL_FEATURES), each clipped to [0, 1];
+    ``veh_active`` (B, V) marks the vehicles on the map."""
     lay = view.layout
     out = np.empty((view.up.shape[0], len(GLOBAL_FEATURES)), np.float32)
     _globals_kernel(
         np.asarray(tick, np.float64), float(cfg.horizon), view.load, lay.is_uav,
-        view.task_state, float(lay.max_jobs.sum()), np.asarray(vehicles_active, np.float64),
+        view.task_state, float(lay.max_jobs.sum()), veh_active,
         float(cfg.vehicles.max_vehicles), view.controller_up, out,
     )  # fmt: skip
     return out
@@ -165,5 +169,95 @@ def global_vector(
 
 def distance_matrix(view: ControllerView) -> np.ndarray:
     """(N, N) node distances divided by the largest, float32."""
-    d = view.layout.distance_m
+    return layout_distances(view.layout)
+
+
+def layout_distances(layout) -> np.ndarray:
+    d = layout.distance_m
     return (d / max(float(d.max()), 1e-9)).astype(np.float32)
+
+
+class Observer:
+    """Builds the observations of all rows of a simulator, tick after tick.
+
+    The same kernels as :func:`node_matrix` and :func:`global_vector` on
+    :func:`~roadedge.envs.sim.view.controller_view`'s arrays (a test holds them
+    equal bit for bit), but without the view's snapshot copies: the kernels read
+    the world's controller-side arrays (``view_*``, the ledger) and write into
+    buffers allocated once, with their argument tuples built once (the world's
+    arrays are only ever written in place). Each call returns fresh arrays.
+    """
+
+    def __init__(self, sim, obs_mode: str):
+        from .sim.triggers import _node_triggers_kernel, trigger_params
+        from .sim.view import _derived_kernel
+
+        w, lay, cfg = sim.world, sim.layout, sim.cfg
+        B, N = w.view_up.shape
+        T = w.task_state.shape[1]
+        self.obs_mode = obs_mode
+        self._kernels = (_node_triggers_kernel, _derived_kernel, _node_kernel, _globals_kernel)
+        code = np.empty((B, N), np.int8)
+        urgency, thr, away, hops, age, cooldown, since = (np.empty((B, N)) for _ in range(7))
+        free, attached = np.empty((B, N), np.int64), np.empty((B, N), np.int64)
+        remaining, progress = np.empty((B, T)), np.empty((B, T))
+        access, migrating = np.empty((B, T), np.int64), np.empty((B, T), np.bool_)
+        F, G = n_node_features(cfg), len(GLOBAL_FEATURES)
+        self._flat = np.empty((B, N * F + G), np.float32)
+        self._nodes = self._flat[:, : N * F].reshape(B, N, F)
+        self._globals = self._flat[:, N * F :]
+        self._distances = layout_distances(lay)
+        self._args = (
+            (
+                w.task_state, w.task_host, w.task_vehicle, w.veh_access, w.veh_active,
+                lay.hops, w.view_load, w.view_battery, lay.is_uav, w.view_up,
+                trigger_params(cfg.migration), code, urgency, thr, away, hops,
+            ),
+            (
+                w.time_s, w.last_heartbeat_s, w.cooldown_until_s, w.last_failure_s,
+                w.slots_used, w.slots_reserved, lay.max_jobs, w.veh_active, w.veh_access,
+                w.task_vehicle, w.task_deadline_s, w.task_done, w.task_work, w.task_mig_target,
+                age, free, cooldown, since, attached, remaining, progress, access, migrating,
+            ),
+            (
+                w.view_up, w.view_load, w.slots_reserved, w.view_battery, lay.is_uav,
+                cooldown, w.mig_active, w.task_state, w.task_host, w.task_origin, remaining,
+                away, hops, urgency, age, since, attached, lay.cpu_hz, lay.capability,
+                lay.max_jobs, max(cfg.migration.cooldown_s, 1e-9),
+                max(float(lay.hops.max()), 1.0),
+                float(cfg.faults.heartbeat_misses * cfg.faults.heartbeat_interval_s),
+                max(cfg.faults.failure_cooldown_s, 1e-9), float(cfg.tasks.deadline_s_max),
+                self._nodes,
+            ),
+            (
+                w.tick, float(cfg.horizon), w.view_load, lay.is_uav, w.task_state,
+                float(lay.max_jobs.sum()), w.veh_active, float(cfg.vehicles.max_vehicles),
+                w.ctrl_up, self._globals,
+            ),
+        )  # fmt: skip
+        self._view_up = w.view_up
+        self._sim = sim
+
+    def __getstate__(self):
+        # The buffers are views of one another and the tuples hold the world's arrays:
+        # a copy rebuilds them on the copied simulator rather than copy them apart.
+        return {"sim": self._sim, "obs_mode": self.obs_mode}
+
+    def __setstate__(self, state):
+        self.__init__(state["sim"], state["obs_mode"])
+
+    def __call__(self, row: int | None = None):
+        """The observation of batch ``row`` (an int), or of all rows (None)."""
+        for kernel, args in zip(self._kernels, self._args, strict=True):
+            kernel(*args)
+        sel = slice(None) if row is None else row
+        if self.obs_mode == "flat":
+            return self._flat[sel].copy()
+        B = self._flat.shape[0]
+        out = {
+            "nodes": self._nodes[sel].copy(),
+            "node_mask": self._view_up[sel].astype(np.float32),
+            "distances": np.broadcast_to(self._distances, (B,) + self._distances.shape)[sel].copy(),
+            "globals": self._globals[sel].copy(),
+        }
+        return out

@@ -25,7 +25,8 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from .migration_env import build_observation, make_observation_space, weighted_terms
+from .migration_env import make_observation_space, weighted_terms
+from .observation import Observer
 from .sim.config import ScenarioConfig, load_scenario
 from .sim.simulator import REWARD_TERMS, Simulator
 from .sim.view import controller_view
@@ -83,6 +84,7 @@ class RoadEdgeVectorEnv(gym.vector.VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self._rngs: list[np.random.Generator | None] = [None] * num_envs
         self._needs_reset = np.zeros(num_envs, dtype=bool)
+        self._observer = Observer(self.sim, self.obs_mode)
         self._coef = np.array([1.0 if k == "completion" else -1.0 for k in REWARD_TERMS]) * [
             getattr(self.cfg.reward, k) for k in REWARD_TERMS
         ]
@@ -178,10 +180,10 @@ class RoadEdgeVectorEnv(gym.vector.VectorEnv):
         self._needs_reset[rows] = False
 
     def _observe(self):
-        return build_observation(self.sim, self.cfg, self.obs_mode, controller_view(self.sim))
+        return self._observer()
 
     def _infos(self, result, reset_rows: np.ndarray | None = None) -> dict[str, Any]:
-        metrics = {k: np.asarray(v, dtype=np.float64).copy() for k, v in self.sim.metrics().items()}
+        metrics = self.sim.metrics()
         if result is None:
             terms = {k: np.zeros(self.num_envs) for k in REWARD_TERMS}
             invalid = np.zeros(self.num_envs, dtype=np.int64)

@@ -36,7 +36,7 @@ from .config import ScenarioConfig
 from .layout import Layout, build_layout
 from .phases import PHASES, Tick
 from .rng import Stream, uniform
-from .stats import Counters, EventLog
+from .stats import METRIC_NAMES, Counters, EventLog
 from .world import (
     FREE,
     KIND_SESSION,
@@ -226,50 +226,19 @@ class Simulator:
         w = self.world
         return ((w.task_state != FREE) & (w.task_kind == KIND_SESSION)).sum(1)
 
+    def metric_table(self) -> np.ndarray:
+        """(B, M) float64 episode metrics, columns in ``stats.METRIC_NAMES`` order."""
+        return self.counters.metric_table(self.world.task_state, self.world.task_kind)
+
     def metrics(self) -> dict[str, np.ndarray]:
-        """Episode metrics a paper would report, per environment (B,) arrays."""
-        c = self.counters
-        samples = np.maximum(c.latency_samples, 1)
-        return {
-            "tasks_generated": c.tasks_generated,
-            "tasks_completed": c.tasks_completed,
-            "tasks_missed": c.tasks_missed,
-            "tasks_dropped": c.tasks_dropped,
-            "tasks_active": self.tasks_active().astype(np.float64),
-            "sessions_started": c.sessions_started,
-            "sessions_ended": c.sessions_ended,
-            "sessions_dropped": c.sessions_dropped,
-            "sessions_active": self.sessions_active().astype(np.float64),
-            "session_latency_ms": np.where(
-                c.session_latency_samples > 0,
-                c.session_latency_sum_ms / np.maximum(c.session_latency_samples, 1),
-                0.0,
-            ),
-            "session_hops": np.where(
-                c.session_hops_samples > 0,
-                c.session_hops_sum / np.maximum(c.session_hops_samples, 1),
-                0.0,
-            ),
-            "migrations_started": c.migrations_started,
-            "migrations_completed": c.migrations_completed,
-            "migrations_failed": c.migrations_failed,
-            "migrations_cancelled": c.migrations_cancelled,
-            "downtime_s": c.downtime_s,
-            "mean_latency_ms": np.where(c.latency_samples > 0, c.latency_sum_ms / samples, 0.0),
-            "failovers": c.failovers,
-            "mean_recovery_s": np.where(
-                c.failovers > 0, c.recovery_sum_s / np.maximum(c.failovers, 1), 0.0
-            ),
-            "invalid_actions": c.invalid_actions,
-            "failures_detected": c.failures_detected,
-            "uav_energy_kj": c.uav_energy_kj,
-            "controller_outages": c.controller_outages,
-            "controller_down_s": c.controller_down_s,
-            "decisions_ignored": c.decisions_ignored,
-            "migration_retries": c.migration_retries,
-            "retries_succeeded": c.retries_succeeded,
-            "retries_exhausted": c.retries_exhausted,
-        }
+        """Episode metrics a paper would report, per environment (B,) float64 arrays
+        (``stats.METRICS`` defines each)."""
+        table = self.metric_table()
+        return {name: table[:, m] for m, name in enumerate(METRIC_NAMES)}
+
+    def metrics_of(self, env: int) -> dict[str, float]:
+        """The metrics of one environment as plain floats (an info dict's)."""
+        return dict(zip(METRIC_NAMES, self.metric_table()[env].tolist(), strict=True))
 
     def migration_statistics(self, env: int = 0) -> dict[str, float]:
         """Seed 000's statistics for one environment."""

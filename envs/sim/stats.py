@@ -12,10 +12,48 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from .triggers import Trigger
+from .world import FREE, KIND_SESSION, KIND_TASK
 
 N_TRIGGERS = len(Trigger)
+
+# The episode metrics of ``Simulator.metrics``: (name, rule, counter, denominator).
+# Rules: "count" a counter as is; "ratio" counter / denominator (0 while the
+# denominator is 0); "tasks" / "sessions" the live rows of that kind.
+METRICS = (
+    ("tasks_generated", "count", "tasks_generated", ""),
+    ("tasks_completed", "count", "tasks_completed", ""),
+    ("tasks_missed", "count", "tasks_missed", ""),
+    ("tasks_dropped", "count", "tasks_dropped", ""),
+    ("tasks_active", "tasks", "", ""),
+    ("sessions_started", "count", "sessions_started", ""),
+    ("sessions_ended", "count", "sessions_ended", ""),
+    ("sessions_dropped", "count", "sessions_dropped", ""),
+    ("sessions_active", "sessions", "", ""),
+    ("session_latency_ms", "ratio", "session_latency_sum_ms", "session_latency_samples"),
+    ("session_hops", "ratio", "session_hops_sum", "session_hops_samples"),
+    ("migrations_started", "count", "migrations_started", ""),
+    ("migrations_completed", "count", "migrations_completed", ""),
+    ("migrations_failed", "count", "migrations_failed", ""),
+    ("migrations_cancelled", "count", "migrations_cancelled", ""),
+    ("downtime_s", "count", "downtime_s", ""),
+    ("mean_latency_ms", "ratio", "latency_sum_ms", "latency_samples"),
+    ("failovers", "count", "failovers", ""),
+    ("mean_recovery_s", "ratio", "recovery_sum_s", "failovers"),
+    ("invalid_actions", "count", "invalid_actions", ""),
+    ("failures_detected", "count", "failures_detected", ""),
+    ("uav_energy_kj", "count", "uav_energy_kj", ""),
+    ("controller_outages", "count", "controller_outages", ""),
+    ("controller_down_s", "count", "controller_down_s", ""),
+    ("decisions_ignored", "count", "decisions_ignored", ""),
+    ("migration_retries", "count", "migration_retries", ""),
+    ("retries_succeeded", "count", "retries_succeeded", ""),
+    ("retries_exhausted", "count", "retries_exhausted", ""),
+)
+METRIC_NAMES = tuple(m[0] for m in METRICS)
+_RULES = ("count", "ratio", "tasks", "sessions")
 
 
 @dataclass
@@ -66,6 +104,44 @@ class Counters:
     def reset_rows(self, rows: np.ndarray) -> None:
         for f in fields(self):
             getattr(self, f.name)[rows] = 0
+
+    def metric_table(self, task_state: np.ndarray, task_kind: np.ndarray) -> np.ndarray:
+        """(B, len(METRICS)) float64: the episode metrics of every environment, in
+        ``METRIC_NAMES`` order (one compiled pass)."""
+        columns = tuple(getattr(self, name) for name in _COLUMNS)
+        out = np.empty((task_state.shape[0], len(METRICS)))
+        _metrics_kernel(columns, _PLAN, task_state, task_kind, out)
+        return out
+
+
+_COLUMNS = tuple(f.name for f in fields(Counters) if f.name != "triggers")  # (B,) float64 each
+_COLUMN = {name: k for k, name in enumerate(_COLUMNS)}
+_PLAN = np.array(  # (M, 3): each metric's rule, counter column and denominator column
+    [[_RULES.index(rule), _COLUMN.get(a, -1), _COLUMN.get(d, -1)] for _, rule, a, d in METRICS],
+    dtype=np.int64,
+)
+
+
+@njit(cache=True)
+def _metrics_kernel(columns, plan, task_state, task_kind, out):
+    B, T = task_state.shape
+    for b in range(B):
+        tasks = sessions = 0
+        for t in range(T):
+            if task_state[b, t] != FREE:
+                tasks += task_kind[b, t] == KIND_TASK
+                sessions += task_kind[b, t] == KIND_SESSION
+        for m in range(plan.shape[0]):
+            rule, a, d = plan[m, 0], plan[m, 1], plan[m, 2]
+            if rule == 0:
+                out[b, m] = columns[a][b]
+            elif rule == 1:
+                den = columns[d][b]
+                out[b, m] = columns[a][b] / den if den > 0 else 0.0
+            elif rule == 2:
+                out[b, m] = tasks
+            else:
+                out[b, m] = sessions
 
 
 class EventLog:
