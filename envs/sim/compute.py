@@ -98,13 +98,16 @@ def progress(world: World, layout: Layout, cfg: ScenarioConfig, blocked_s: np.nd
     shape = w.task_state.shape
     serving, charged = np.empty(shape, bool), np.empty(shape, bool)
     latency = np.empty(shape, np.float64)
-    _progress_kernel(
+    args = w.bound("progress", (cfg, layout), lambda: (
         w.time_s, w.task_state, w.task_kind, w.task_host, w.task_vehicle, w.task_ready_s,
         w.task_done, w.task_latency_ms, w.node_up, w.slots_used, w.veh_active, w.veh_access,
-        w.veh_rate_mbps, layout.cpu_hz, layout.hops, blocked_s, float(cfg.dt_s),
-        1000.0 * 8.0 * r.request_mb, float(per_hop_ms(cfg)), float(r.out_of_coverage_ms),
-        1000.0 * r.compute_request_gcycles * 1e9, serving, charged, latency,
-    )  # fmt: skip
+        w.veh_rate_mbps, layout.cpu_hz, layout.hops,
+    ))  # fmt: skip
+    consts = w.bound("progress_constants", (cfg,), lambda: (
+        float(cfg.dt_s), 1000.0 * 8.0 * r.request_mb, float(per_hop_ms(cfg)),
+        float(r.out_of_coverage_ms), 1000.0 * r.compute_request_gcycles * 1e9,
+    ))  # fmt: skip
+    _progress_kernel(*args, blocked_s, *consts, serving, charged, latency)
     return serving, charged, latency
 
 
@@ -121,11 +124,12 @@ def _energy_kernel(slots_used, node_up, max_jobs, is_uav, hover_w, compute_w, dt
 
 def uav_energy_j(world: World, layout: Layout, cfg: ScenarioConfig) -> np.ndarray:
     """Energy drawn by each live UAV this tick: (hover + compute * utilisation) * dt [J]."""
-    out = np.empty(world.node_up.shape)
-    _energy_kernel(
-        world.slots_used, world.node_up, layout.max_jobs, layout.is_uav,
-        float(cfg.uav.hover_power_w), float(cfg.uav.compute_power_w), float(cfg.dt_s), out,
-    )  # fmt: skip
+    out, w = np.empty(world.node_up.shape), world
+    args = w.bound("uav_energy", (cfg, layout), lambda: (
+        w.slots_used, w.node_up, layout.max_jobs, layout.is_uav,
+        float(cfg.uav.hover_power_w), float(cfg.uav.compute_power_w), float(cfg.dt_s),
+    ))  # fmt: skip
+    _energy_kernel(*args, out)
     return out
 
 

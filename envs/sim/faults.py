@@ -100,14 +100,15 @@ def fail_and_repair(
     """Random failures, battery returns and repairs. Returns (failed, repaired) masks (B, N)."""
     w, fc = world, cfg.faults
     failed, repaired = np.empty(w.node_up.shape, bool), np.empty(w.node_up.shape, bool)
-    _fail_repair_kernel(
+    args = w.bound("fail_and_repair", (cfg, layout, node_index, failure_probability), lambda: (
         w.key, w.tick, w.time_s, w.node_up, w.down_cause, w.down_since_s, w.repair_at_s,
         w.battery_j, w.slots_used, w.view_up, w.last_heartbeat_s, w.view_load, w.view_battery,
         w.task_state, w.task_host, w.task_interrupted_s, np.ravel(node_index), layout.is_uav,
         failure_probability(layout, cfg), battery_capacity_j(layout, cfg),
         float(cfg.uav.return_battery_fraction), float(cfg.uav.recharge_s), float(fc.mttr_s),
-        float(min_outage_s(cfg)), failed, repaired,
-    )  # fmt: skip
+        float(min_outage_s(cfg)),
+    ))  # fmt: skip
+    _fail_repair_kernel(*args, failed, repaired)
     return failed, repaired
 
 
@@ -163,14 +164,14 @@ def heartbeats_and_detection(world: World, layout: Layout, cfg: ScenarioConfig) 
     """
     w, fc = world, cfg.faults
     declared = np.empty(w.node_up.shape, bool)
-    _heartbeat_kernel(
+    args = w.bound("heartbeats", (cfg, layout), lambda: (
         w.time_s, w.node_up, w.last_heartbeat_s, w.view_up, w.view_load, w.view_battery,
         w.battery_j, w.slots_used, w.slots_reserved, layout.max_jobs, layout.is_uav,
         battery_capacity_j(layout, cfg), float(fc.heartbeat_interval_s),
         float(fc.heartbeat_misses), w.task_state, w.task_host, w.task_mig_target,
         w.task_orphaned_s, w.task_interrupted_s, w.node_lost, w.failures, w.last_failure_s,
-        declared,
-    )  # fmt: skip
+    ))  # fmt: skip
+    _heartbeat_kernel(*args, declared)
     return declared
 
 
@@ -213,9 +214,10 @@ def controller_fail_and_elect(world: World, cfg: ScenarioConfig) -> tuple[np.nda
     B = w.ctrl_up.shape[0]
     failed, elected = np.zeros(B, bool), np.zeros(B, bool)
     if fc.controller_outages:
-        _controller_kernel(
+        args = w.bound("controller", (cfg,), lambda: (
             w.key, w.tick, w.time_s, w.ctrl_up, w.ctrl_down_since_s, w.ctrl_elected_s,
             float(cfg.dt_s), float(-np.expm1(-cfg.dt_s / fc.controller_mttf_s)),
-            float(fc.controller_mttr_s), float(fc.election_delay_s), failed, elected,
-        )  # fmt: skip
+            float(fc.controller_mttr_s), float(fc.election_delay_s),
+        ))  # fmt: skip
+        _controller_kernel(*args, failed, elected)
     return failed, elected

@@ -125,10 +125,11 @@ def _move_kernel(
 def move_vehicles(world: World, cfg: ScenarioConfig) -> None:
     """Advance every active vehicle one tick; deactivate those that leave the map."""
     w = world
-    _move_kernel(
+    args = w.bound("move", (cfg,), lambda: (
         w.veh_active, w.veh_x, w.veh_y, w.veh_dir, w.veh_speed, w.veh_serial, w.key, w.tick,
         cfg.dt_s, cfg.vehicles.turn_probability, *_map_args(cfg),
-    )  # fmt: skip
+    ))  # fmt: skip
+    _move_kernel(*args)
 
 
 @njit(cache=True)
@@ -206,11 +207,12 @@ def spawn_vehicles(world: World, cfg: ScenarioConfig, counts: np.ndarray, initia
     controller, and the traffic must not (common random numbers).
     """
     w = world
-    _spawn_kernel(
-        np.asarray(counts, dtype=np.int64), initial, w.veh_active, w.veh_tasks, w.veh_serial,
-        w.veh_spawned, w.veh_x, w.veh_y, w.veh_dir, w.veh_speed, w.veh_new,
-        w.veh_wants_session, w.veh_serving, w.key, w.tick, *_map_args(cfg),
-    )  # fmt: skip
+    args = w.bound("spawn", (cfg,), lambda: (
+        w.veh_active, w.veh_tasks, w.veh_serial, w.veh_spawned, w.veh_x, w.veh_y, w.veh_dir,
+        w.veh_speed, w.veh_new, w.veh_wants_session, w.veh_serving, w.key, w.tick,
+        *_map_args(cfg),
+    ))  # fmt: skip
+    _spawn_kernel(np.asarray(counts, dtype=np.int64), initial, *args)
 
 
 @njit(cache=True)
@@ -224,5 +226,6 @@ def arrivals(world: World, cfg: ScenarioConfig) -> np.ndarray:
     inversion up to ``rng.poisson_cap(mean)`` (P(count > cap) < 1e-12 at any rate)."""
     mean = float(cfg.vehicles.arrival_rate_hz * cfg.dt_s)
     out = np.empty(world.key.shape[0], np.int64)
-    _arrivals_kernel(world.key, world.tick, mean, poisson_cap(mean), out)
+    cap = world.bound("arrivals", (cfg,), lambda: poisson_cap(mean))
+    _arrivals_kernel(world.key, world.tick, mean, cap, out)
     return out

@@ -93,10 +93,15 @@ def access_links(
     if out is None:
         out = (np.empty(veh_x.shape, np.int64), np.empty(veh_x.shape, np.float64))
     _access_links_kernel(
-        veh_x,
-        veh_y,
-        veh_active,
-        node_up,
+        veh_x, veh_y, veh_active, node_up, *_radio_args(layout, radio), out[0], out[1]
+    )
+    return out
+
+
+def _radio_args(layout: Layout, radio: RadioConfig) -> tuple:
+    """The kernel's node and radio constants: positions, coverage, the power-law gain
+    10^((P_tx - PL_ref) / 10) [mW], n / 2, noise [mW], interference share, bandwidth."""
+    return (
         layout.pos_xyz,
         layout.coverage_m,
         dbm_to_mw(layout.tx_power_dbm - radio.pathloss_ref_db),
@@ -104,17 +109,15 @@ def access_links(
         float(dbm_to_mw(radio.noise_dbm)),
         radio.interference_factor,
         radio.bandwidth_mhz,
-        out[0],
-        out[1],
     )
-    return out
 
 
 def update_access_links(world: World, layout: Layout, radio: RadioConfig) -> None:
     """Recompute every vehicle's access node and rate into the world's ``veh_access`` and
     ``veh_rate_mbps`` (at reset and in step 5 of every tick)."""
     w = world
-    access_links(
-        w.veh_x, w.veh_y, w.veh_active, w.node_up, layout, radio,
-        out=(w.veh_access, w.veh_rate_mbps),
-    )  # fmt: skip
+    args = w.bound("access_links", (layout, radio), lambda: (
+        w.veh_x, w.veh_y, w.veh_active, w.node_up, *_radio_args(layout, radio),
+        w.veh_access, w.veh_rate_mbps,
+    ))  # fmt: skip
+    _access_links_kernel(*args)

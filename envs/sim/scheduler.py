@@ -167,7 +167,7 @@ def generate_tasks(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.nd
     w, tc = world, cfg.tasks
     B = w.task_state.shape[0]
     generated, dropped = np.empty(B, np.int64), np.empty(B, np.int64)
-    _generate_kernel(
+    args = w.bound("generate_tasks", (cfg,), lambda: (
         w.key, w.tick, w.time_s, w.veh_active, w.veh_serial, w.task_state, w.task_kind,
         w.task_vehicle, w.task_service, w.task_work, w.task_done, w.task_replica,
         w.task_input_mb, w.task_state_mb, w.task_created_s, w.task_deadline_s, w.task_ready_s,
@@ -175,8 +175,9 @@ def generate_tasks(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.nd
         int(tc.n_services), float(tc.work_gcycles_min), float(tc.work_gcycles_max),
         float(tc.input_mb_min), float(tc.input_mb_max), float(tc.state_mb_min),
         float(tc.state_mb_max), float(tc.deadline_s_min), float(tc.deadline_s_max),
-        *priority_table(cfg), generated, dropped,
-    )  # fmt: skip
+        *priority_table(cfg),
+    ))  # fmt: skip
+    _generate_kernel(*args, generated, dropped)
     return generated, dropped
 
 
@@ -279,14 +280,15 @@ def _dispatch_kernel(
 def dispatch_waiting(world: World, layout: Layout, cfg: ScenarioConfig) -> None:
     """Give queued tasks a node (see module docstring); the rest keep waiting."""
     w, tc = world, cfg.tasks
-    _dispatch_kernel(
+    args = w.bound("dispatch", (cfg, layout), lambda: (
         w.time_s, w.task_state, w.task_vehicle, w.task_service, w.task_input_mb, w.task_host,
         w.task_origin, w.task_ready_s, w.task_backup, w.veh_active, w.veh_x, w.veh_y,
         w.veh_rate_mbps, w.veh_serving, w.view_up, w.slots_used, w.slots_reserved,
         layout.max_jobs, layout.capability, layout.pos_xyz, float(tc.dispatch_load_weight),
         float(tc.dispatch_distance_weight_per_km), float(tc.dispatch_affinity_bonus),
         bool(cfg.faults.replication),
-    )  # fmt: skip
+    ))  # fmt: skip
+    _dispatch_kernel(*args)
 
 
 @njit(cache=True)
@@ -308,7 +310,8 @@ def checkpoint_replicas(world: World, cfg: ScenarioConfig) -> None:
     if not cfg.faults.replication:
         return
     w = world
-    _checkpoint_kernel(
+    args = w.bound("checkpoint", (cfg,), lambda: (
         w.time_s, w.task_state, w.task_host, w.task_backup, w.task_done, w.task_replica,
         w.node_up, float(cfg.dt_s), float(cfg.faults.replica_interval_s),
-    )  # fmt: skip
+    ))  # fmt: skip
+    _checkpoint_kernel(*args)

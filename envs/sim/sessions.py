@@ -114,13 +114,14 @@ def start_sessions(world: World, cfg: ScenarioConfig) -> tuple[np.ndarray, np.nd
     w, sc = world, cfg.sessions
     B = w.task_state.shape[0]
     started, lost = np.empty(B, np.int64), np.empty(B, np.int64)
-    _start_kernel(
+    args = w.bound("start_sessions", (cfg,), lambda: (
         w.key, w.tick, w.time_s, w.veh_active, w.veh_serial, w.veh_new, w.veh_wants_session,
         w.task_state, w.task_kind, w.task_vehicle, w.task_service, w.task_work, w.task_done,
         w.task_replica, w.task_input_mb, w.task_state_mb, w.task_created_s, w.task_deadline_s,
         w.task_ready_s, w.task_priority, open_row_arrays(w), float(sc.vehicle_share),
         float(-np.expm1(-sc.start_rate_hz * cfg.dt_s)), int(cfg.tasks.n_services),
         float(sc.setup_mb), float(sc.state_mb_min), float(sc.state_mb_max),
-        float(sc.mean_duration_s), *priority_table(cfg), started, lost,
-    )  # fmt: skip
+        float(sc.mean_duration_s), *priority_table(cfg),
+    ))  # fmt: skip
+    _start_kernel(*args, started, lost)
     return started, lost

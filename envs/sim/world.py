@@ -132,6 +132,21 @@ class World:
             cached = subsets[kind] = kind(*(getattr(self, name) for name in kind._fields))
         return cached
 
+    def bound(self, site: str, depends: tuple, build) -> tuple:
+        """The arguments of the kernel call ``site`` (world arrays and constants derived from
+        the config and layout), built by ``build()`` once and rebuilt only when one of
+        ``depends`` (the config, the layout, a replaceable helper) is a different object:
+        building them every tick costs more than the kernel itself on small worlds."""
+        calls = self.__dict__.setdefault("_bound", {})
+        hit = calls.get(site)
+        if (
+            hit is None
+            or len(hit[0]) != len(depends)
+            or any(a is not b for a, b in zip(hit[0], depends, strict=True))
+        ):
+            hit = calls[site] = (depends, build())
+        return hit[1]
+
 
 def allocate(batch: int, n_nodes: int, n_vehicles: int, n_tasks: int) -> World:
     """Zeroed state arrays of the right shapes and dtypes (rows are set by reset)."""
