@@ -7,7 +7,7 @@ down, so a migration rule and a failover rule combine by taking, per node,
 whichever of the two acts.
 
 Rules read only the controller's view (``roadedge.envs.sim.view``) and the
-action mask; never the simulator's hidden state.
+action mask; never the simulator's hidden state. They never write into them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from roadedge.envs.sim.world import ORPHANED, RUNNING
 
 
 def _valid_targets(mask: np.ndarray) -> np.ndarray:
-    """(B, N, N) bool: node n may move tasks to node m."""
+    """(B, N, N) bool: node n may move tasks to node m. A view of ``mask``: never write
+    into it (rules must not modify their inputs)."""
     return mask[:, :, 1:]
 
 
@@ -189,7 +190,7 @@ def failover_rule(view: ControllerView, mask: np.ndarray, cfg: ScenarioConfig) -
     valid = _valid_targets(mask)
     reliable = (rel >= cfg.faults.reliability_threshold)[:, None, :]
     any_reliable = (valid & reliable).any(-1, keepdims=True)
-    valid &= reliable | ~any_reliable
+    valid = valid & (reliable | ~any_reliable)  # a new array: the mask is the caller's
     acting = ~view.up & (total > 0)
     return _pick(score, valid, acting)
 

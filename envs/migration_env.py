@@ -8,6 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.error import ResetNeeded
 
 from . import observation as obs_lib
 from .sim.config import ScenarioConfig, load_scenario
@@ -166,6 +167,8 @@ class RoadEdgeEnv(gym.Env):
     ):
         if obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode must be one of {OBS_MODES}, got {obs_mode!r}")
+        record_events = check_bool("record_events", record_events)
+        check_invariants = check_bool("check_invariants", check_invariants)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be one of {self.metadata['render_modes']} or None, "
@@ -187,6 +190,7 @@ class RoadEdgeEnv(gym.Env):
         self._signed_weights = [
             (1.0 if k == "completion" else -1.0) * getattr(self.cfg.reward, k) for k in REWARD_TERMS
         ]
+        self._has_reset = False
 
     # ---------------------------------------------------------------- gym API
 
@@ -195,11 +199,14 @@ class RoadEdgeEnv(gym.Env):
         key = self.np_random.integers(0, 2**63 - 1, dtype=np.int64)
         self.sim.reset(np.array([key], dtype=np.uint64))
         self._last = None
+        self._has_reset = True
         if self.render_mode == "human":
             self.render()
         return self._observe(), self._info()
 
     def step(self, action):
+        if not self._has_reset:
+            raise ResetNeeded("RoadEdgeEnv.step() called before reset(): call reset() first")
         arr = np.asarray(action)
         integers = arr.dtype.kind in "iu" and arr.shape == (self.n_nodes,)
         if not integers and (arr.shape != (self.n_nodes,) or not self.action_space.contains(arr)):
@@ -262,6 +269,13 @@ class RoadEdgeEnv(gym.Env):
             info["reward_terms"] = {k: 0.0 for k in REWARD_TERMS}
             info["invalid"] = 0
         return info
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` as a bool if it is one (Python or NumPy); else a TypeError naming ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def weighted_terms(cfg: ScenarioConfig, terms: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

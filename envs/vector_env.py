@@ -15,17 +15,19 @@ vectorization_mode="vector_entry_point")`` or construct it directly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.error import ResetNeeded
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from .migration_env import make_observation_space, weighted_terms
+from .migration_env import check_bool, make_observation_space, weighted_terms
 from .observation import Observer
 from .sim.config import ScenarioConfig, load_scenario
 from .sim.simulator import REWARD_TERMS, Simulator
@@ -66,6 +68,16 @@ class RoadEdgeVectorEnv(gym.vector.VectorEnv):
             raise ValueError("autoreset_mode must be NEXT_STEP or SAME_STEP")
         if obs_mode not in ("flat", "dict"):
             raise ValueError(f"obs_mode must be 'flat' or 'dict', got {obs_mode!r}")
+        record_events = check_bool("record_events", record_events)
+        check_invariants = check_bool("check_invariants", check_invariants)
+        if max_episode_steps is not None and (
+            isinstance(max_episode_steps, (bool, np.bool_))
+            or not isinstance(max_episode_steps, (int, np.integer))
+            or max_episode_steps < 1
+        ):
+            raise ValueError(
+                f"max_episode_steps must be a positive integer or None, got {max_episode_steps!r}"
+            )
         self.metadata = {**self.metadata, "autoreset_mode": mode}
         self.autoreset_mode = mode
         self.cfg = load_scenario(scenario, overrides)
@@ -85,6 +97,7 @@ class RoadEdgeVectorEnv(gym.vector.VectorEnv):
         self._rngs: list[np.random.Generator | None] = [None] * num_envs
         self._needs_reset = np.zeros(num_envs, dtype=bool)
         self._observer = Observer(self.sim, self.obs_mode)
+        self._has_reset = np.zeros(num_envs, dtype=bool)  # each row reset at least once
         self._coef = np.array([1.0 if k == "completion" else -1.0 for k in REWARD_TERMS]) * [
             getattr(self.cfg.reward, k) for k in REWARD_TERMS
         ]
@@ -94,22 +107,21 @@ class RoadEdgeVectorEnv(gym.vector.VectorEnv):
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
     ):
-        if seed is None:
-            seeds: list[int | None] = [None] * self.num_envs
-        elif isinstance(seed, (int, np.integer)):
-            seeds = [int(seed) + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"need {self.num_envs} seeds, got {len(seeds)}")
+        seeds = self._check_seed(seed)
         rows = np.arange(self.num_envs)
         if options and "reset_mask" in options:
-            rows = np.flatnonzero(np.asarray(options["reset_mask"], dtype=bool))
+            rows = np.flatnonzero(self._check_reset_mask(options["reset_mask"]))
         self._reset_rows(rows, [seeds[i] for i in rows])
         obs = self._observe()
         return obs, self._infos(None)
 
     def step(self, actions):
+        if not self._has_reset.all():
+            never = np.flatnonzero(~self._has_reset).tolist()
+            raise ResetNeeded(
+                f"RoadEdgeVectorEnv.step() called before reset() of env rows {never}: "
+                "call reset() first"
+            )
         actions = self._check_actions(actions)
         done_before = self._needs_reset.copy()
         if self.autoreset_mode == AutoresetMode.NEXT_STEP and done_before.any():
@@ -156,6 +168,38 @@ class RoadEdgeVectorEnv(gym.vector.VectorEnv):
 
     # ------------------------------------------------------------------ internals
 
+    def _check_seed(self, seed) -> list[int | None]:
+        """One seed (or None) per row from ``reset(seed=...)``: None, an int (row i gets
+        ``seed + i``) or a sequence of ``num_envs`` ints or Nones."""
+        n = self.num_envs
+        if seed is None:
+            return [None] * n
+        if _is_int(seed):
+            if seed < 0:
+                raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+            return [int(seed) + i for i in range(n)]
+        if isinstance(seed, (str, bytes)) or not isinstance(seed, (Sequence, np.ndarray)):
+            raise TypeError(
+                f"seed must be None, an int or a sequence of {n} ints (or None), got {seed!r}"
+            )
+        if len(seed) != n:
+            raise ValueError(f"seed must hold one seed per env: need {n} seeds, got {len(seed)}")
+        for s in seed:
+            if s is not None and not _is_int(s):
+                raise TypeError(f"seed entries must be ints or None, got {s!r} in {seed!r}")
+            if s is not None and s < 0:
+                raise ValueError(f"seed entries must be non-negative, got {s!r} in {seed!r}")
+        return [None if s is None else int(s) for s in seed]
+
+    def _check_reset_mask(self, mask) -> np.ndarray:
+        arr = np.asarray(mask)
+        if arr.shape != (self.num_envs,) or arr.dtype != np.bool_:
+            raise ValueError(
+                f"options['reset_mask'] must be {self.num_envs} bools (one per env), "
+                f"got {arr.dtype} of shape {arr.shape}"
+            )
+        return arr
+
     def _check_actions(self, actions) -> np.ndarray:
         arr = np.asarray(actions)
         shape = (self.num_envs, self.n_nodes)
@@ -178,6 +222,7 @@ class RoadEdgeVectorEnv(gym.vector.VectorEnv):
             keys[j] = rng.integers(0, 2**63 - 1, dtype=np.int64)  # as RoadEdgeEnv.reset
         self.sim.reset(keys, rows)
         self._needs_reset[rows] = False
+        self._has_reset[rows] = True
 
     def _observe(self):
         return self._observer()
@@ -195,6 +240,10 @@ class RoadEdgeVectorEnv(gym.vector.VectorEnv):
                 v[reset_rows] = 0.0
             invalid[reset_rows] = 0
         return {"reward_terms": terms, "metrics": metrics, "invalid": invalid}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _row(obs, i: int):

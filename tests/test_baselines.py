@@ -10,6 +10,7 @@ by hand in the comments from seed 000's and seed 001's formulas.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -717,6 +718,46 @@ def test_every_policy_returns_valid_actions_on_1000_states(preset):
     assert not idle, f"never acted on {preset}: {idle}"
     if preset == "failures":  # the failover rules were exercised
         assert down_states > 0 and failover_acts > 0
+
+
+def _read_only(value):
+    """A deep copy of ``value`` (array, view or layout dataclass) whose arrays reject writes."""
+    if isinstance(value, np.ndarray):
+        out = value.copy()
+        out.flags.writeable = False
+        return out
+    if dataclasses.is_dataclass(value):
+        return dataclasses.replace(
+            value,
+            **{
+                f.name: _read_only(getattr(value, f.name))
+                for f in dataclasses.fields(value)
+                if f.init and isinstance(getattr(value, f.name), np.ndarray | Layout)
+            },
+        )
+    return value
+
+
+@pytest.mark.parametrize("name", [*policy_names(), "oracle"])
+def test_policies_do_not_modify_their_inputs(name):
+    """Every policy runs on read-only observations, controller views and action masks
+    (a write raises), on states with failed nodes and orphans, so the failover rules act.
+    The long test above shares one mask between policies: a rule writing into it would
+    change what the next policy may choose."""
+    env = RoadEdgeEnv("small", **{"faults.rsu_mttf_s": 40.0, "faults.uav_mttf_s": 40.0})
+    policy = make_policy(name, env, seed=1)
+    true_view, true_mask = env.controller_view, env.sim.action_mask
+    env.controller_view = lambda: _read_only(true_view())
+    env.sim.action_mask = lambda: _read_only(true_mask())
+    obs, _ = env.reset(seed=5)
+    down = 0
+    for _ in range(40):
+        obs.flags.writeable = False
+        action, _ = policy.predict(obs)
+        assert true_mask()[0, np.arange(env.n_nodes), action].all(), f"{name}: invalid {action}"
+        down += int((~true_view().up).any())
+        obs, *_ = env.step(action)
+    assert down > 0  # failed nodes were seen, so the failover rules ran
 
 
 # --- construction and predict

@@ -247,6 +247,107 @@ def test_yaml_file_errors(tmp_path):
         load_scenario(str(tmp_path / "missing.yaml"))
 
 
+def test_yaml_base_cycle_is_a_config_error_naming_the_cycle(tmp_path):
+    me = tmp_path / "me.yaml"
+    me.write_text(f"base: {me}\nhorizon: 5\n")
+    with pytest.raises(ConfigError, match=r"base cycle: .*me\.yaml -> .*me\.yaml"):
+        load_scenario(me)
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(f"base: {b}\n")
+    b.write_text(f"base: {a}\n")
+    with pytest.raises(ConfigError, match=r"base cycle: .*a\.yaml -> .*b\.yaml -> .*a\.yaml"):
+        load_scenario(str(a))
+    # a chain without a cycle (file -> file -> preset) still loads
+    b.write_text("base: small\nhorizon: 7\n")
+    cfg = load_scenario(a)
+    assert (cfg.horizon, cfg.rsu.count, cfg.name) == (7, 3, "a")
+
+
+def test_yaml_base_must_be_a_name(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("base: [small]\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: base must be"):
+        load_scenario(bad)
+
+
+def test_non_utf8_yaml_names_file_and_line(tmp_path):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("horizon: 50\n# caf\u00e9 stop\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1\.yaml:2: not UTF-8"):
+        load_scenario(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("horizon: 50\nmap: {grid_blocks: 2\n", 3),  # unclosed flow mapping
+        ("horizon: 50\nrsu:\n  count: 3\n   cpu_ghz: 2\n", 4),  # bad indentation
+        ("horizon: 50\nname: 'open\n", 3),  # unclosed quote
+    ],
+)
+def test_malformed_yaml_names_file_and_line(tmp_path, text, line):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=rf"broken\.yaml:{line}: malformed YAML"):
+        load_scenario(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "line"),
+    [
+        ("horizon: 50\nrsu: {count: 3}\nhorizon: 60\n", "horizon", 3),
+        ("rsu:\n  count: 3\n  cpu_ghz: 2.0\n  count: 4\n", "count", 4),
+        ("map: {grid_blocks: 2, grid_blocks: 3}\n", "grid_blocks", 1),
+    ],
+)
+def test_duplicate_yaml_keys_are_refused_naming_key_file_and_line(tmp_path, text, key, line):
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(text)
+    with pytest.raises(ConfigError, match=rf"dup\.yaml:{line}: duplicate key '{key}'"):
+        load_scenario(dup)
+
+
+def test_yaml_merge_keys_may_be_overridden(tmp_path):
+    path = tmp_path / "merge.yaml"
+    path.write_text("base: small\nrsu: &r {count: 3, cpu_ghz: 5.0}\nuav:\n  <<: *r\n  count: 1\n")
+    cfg = load_scenario(path)
+    assert (cfg.uav.count, cfg.uav.cpu_ghz) == (1, 5.0)
+
+
+def test_too_small_grid_names_grid_blocks_and_why():
+    with pytest.raises(ConfigError, match=r"map\.grid_blocks=1 .*rsu\.count=9.*4 intersections"):
+        load_scenario("city", {"map.grid_blocks": 1})
+    with pytest.raises(ConfigError, match=r"map\.grid_blocks=1 .*uav\.count=4.*1 blocks"):
+        load_scenario("city", {"map.grid_blocks": 1, "rsu.count": 4})
+
+
+def test_return_battery_fraction_zero_flies_until_empty_without_warnings():
+    """0 is in the declared range: a UAV then leaves only once its battery is spent
+    (MODEL.md 9.2, E < 0 * C), and nothing divides by it or multiplies it into inf."""
+    cfg = load_scenario(
+        "small",
+        {
+            "uav.return_battery_fraction": 0.0,
+            "uav.battery_wh": 0.5,  # 1800 J: empty after 9-12 s at 150-200 W
+            "uav.initial_battery_min_fraction": 1.0,
+            "faults.uav_mttf_s": 1e12,
+        },
+    )
+    uav = cfg.rsu.count
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sim = Simulator(cfg, batch_size=1, check_invariants=True)
+        sim.reset(np.array([key_from_seed(3)], dtype=np.uint64))
+        left = None
+        for tick in range(30):
+            sim.step(np.zeros((1, cfg.n_nodes), dtype=np.int64))
+            if not sim.world.node_up[0, uav]:
+                left = tick
+                break
+    assert left is not None and left >= 8, left
+    assert sim.world.battery_j[0, uav] <= 0.0  # it flew until the battery was spent
+
+
 # --------------------------------------------------------------------------- seed defaults
 
 

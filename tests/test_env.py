@@ -612,6 +612,29 @@ def test_bad_actions_raise_value_error():
     env.step([0] * n)  # a list of ints is fine
 
 
+def test_step_before_reset_raises_reset_needed():
+    """The raw class too (gym.make's OrderEnforcing wrapper catches it already): stepping
+    a never-reset env would simulate an unseeded world."""
+    env = RoadEdgeEnv("small")
+    zero = np.zeros(env.n_nodes, dtype=np.int64)
+    with pytest.raises(gym.error.ResetNeeded, match="before reset"):
+        env.step(zero)
+    assert int(env.sim.world.tick[0]) == 0
+    env.reset(seed=0)
+    env.step(zero)
+    with pytest.raises(gym.error.ResetNeeded):
+        gym.make(SMALL).step(zero)
+
+
+@pytest.mark.parametrize("arg", ["record_events", "check_invariants"])
+@pytest.mark.parametrize("value", ["no", "False", 0, 1, None])
+def test_boolean_arguments_must_be_bools(arg, value):
+    with pytest.raises(TypeError, match=rf"^{arg} must be True or False"):
+        RoadEdgeEnv("small", **{arg: value})
+    with pytest.raises(TypeError, match=rf"^{arg} must be True or False"):
+        gym.make(SMALL, **{arg: value})
+
+
 # --------------------------------------------------------------------------- episode end
 
 

@@ -205,7 +205,9 @@ def test_rows_do_not_depend_on_batch_size(scenario, overrides):
     n_ends = failures = 0
     for t in range(2 * HORIZON + 12):
         if t == 9:
-            obs, _ = big.reset(seed=[None, None, 7, None], options={"reset_mask": [0, 0, 1, 0]})
+            obs, _ = big.reset(
+                seed=[None, None, 7, None], options={"reset_mask": [False, False, True, False]}
+            )
             o, _ = ones[2].reset(seed=[7])
             np.testing.assert_array_equal(obs[2], o[0])
         actions = random_valid(big.action_masks(), N, rng)
@@ -491,3 +493,97 @@ def test_wrong_number_of_seeds_raises():
     venv = RoadEdgeVectorEnv(3, scenario="small")
     with pytest.raises(ValueError, match="3 seeds"):
         venv.reset(seed=[1, 2])
+
+
+def test_step_before_reset_raises_reset_needed():
+    """Stepping a row that was never reset would simulate an unseeded world."""
+    from gymnasium.error import ResetNeeded
+
+    venv = RoadEdgeVectorEnv(3, scenario="small")
+    zero = np.zeros((3, venv.n_nodes), dtype=np.int64)
+    with pytest.raises(ResetNeeded, match="before reset"):
+        venv.step(zero)
+    # a reset_mask reset leaves the other rows never reset
+    venv.reset(seed=0, options={"reset_mask": np.array([True, False, True])})
+    with pytest.raises(ResetNeeded, match=r"rows \[1\]"):
+        venv.step(zero)
+    venv.reset(seed=0)
+    venv.step(zero)
+    np.testing.assert_array_equal(venv.sim.world.tick, [1, 1, 1])
+    for mode in ("vector_entry_point", None):  # None: make_vec's default for our ids
+        made = gym.make_vec(SMALL, num_envs=2, vectorization_mode=mode)
+        with pytest.raises(ResetNeeded):
+            made.step(np.zeros(made.action_space.shape, dtype=np.int64))
+
+
+@pytest.mark.parametrize(
+    "mask",
+    [
+        [True],  # one flag for three envs
+        [True, False, True, False],
+        np.ones((3, 1), dtype=bool),
+        [1, 0, 1],  # ints, not flags
+        np.array([0.0, 1.0, 0.0]),
+        "yes",
+    ],
+)
+def test_bad_reset_mask_raises(mask):
+    venv = RoadEdgeVectorEnv(3, scenario="small")
+    with pytest.raises(ValueError, match=r"reset_mask.*3 bools"):
+        venv.reset(seed=0, options={"reset_mask": mask})
+    np.testing.assert_array_equal(venv._has_reset, [False] * 3)  # nothing was reset
+
+
+@pytest.mark.parametrize("arg", ["record_events", "check_invariants"])
+@pytest.mark.parametrize("value", ["no", 0, 1, None, "False"])
+def test_boolean_arguments_must_be_bools(arg, value):
+    with pytest.raises(TypeError, match=rf"{arg} must be True or False"):
+        RoadEdgeVectorEnv(2, scenario="small", **{arg: value})
+
+
+def test_numpy_bools_are_accepted():
+    venv = RoadEdgeVectorEnv(2, scenario="small", record_events=np.True_)
+    assert venv.sim.events.enabled is True
+    env = RoadEdgeEnv("small", record_events=np.False_, check_invariants=np.True_)
+    assert env.sim.events.enabled is False
+
+
+@pytest.mark.parametrize("steps", [-5, 0, 2.5, True, "10"])
+def test_bad_max_episode_steps_raises_at_construction(steps):
+    with pytest.raises(ValueError, match="max_episode_steps"):
+        RoadEdgeVectorEnv(2, scenario="small", max_episode_steps=steps)
+    with pytest.raises(ValueError, match="max_episode_steps"):
+        gym.make_vec(
+            SMALL, num_envs=2, vectorization_mode="vector_entry_point", max_episode_steps=steps
+        )
+
+
+@pytest.mark.parametrize(
+    "seed, error",
+    [
+        (1.5, TypeError),
+        ("3", TypeError),
+        (True, TypeError),
+        ({1, 2, 3}, TypeError),
+        ([1, 2.5, 3], TypeError),
+        ([1, "2", 3], TypeError),
+        (-1, ValueError),
+        ([1, -2, 3], ValueError),
+    ],
+)
+def test_bad_seed_raises_naming_seed(seed, error):
+    venv = RoadEdgeVectorEnv(3, scenario="small")
+    with pytest.raises(error, match="seed"):
+        venv.reset(seed=seed)
+
+
+def test_seed_forms_accepted():
+    """None, an int (NumPy too), or one int or None per env (a list, tuple or array)."""
+    venv = RoadEdgeVectorEnv(3, scenario="small")
+    first = venv.reset(seed=np.int64(4))[0]
+    np.testing.assert_array_equal(venv.reset(seed=4)[0], first)
+    np.testing.assert_array_equal(venv.reset(seed=(4, 5, 6))[0], first)
+    np.testing.assert_array_equal(venv.reset(seed=np.array([4, 5, 6]))[0], first)
+    obs = venv.reset(seed=[None, 5, None])[0]
+    np.testing.assert_array_equal(obs[1], first[1])
+    venv.reset(seed=None)

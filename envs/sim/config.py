@@ -447,10 +447,19 @@ def _check_grid(cfg: ScenarioConfig) -> None:
             "vehicles.speed_max_mps * dt_s must be below map.block_m "
             "(a vehicle crosses at most one intersection per tick)"
         )
-    if cfg.rsu.count > (cfg.map.grid_blocks + 1) ** 2:
-        raise ConfigError("rsu.count must not exceed the number of intersections")
-    if cfg.uav.count > cfg.map.grid_blocks**2:
-        raise ConfigError("uav.count must not exceed the number of blocks")
+    blocks = cfg.map.grid_blocks
+    if cfg.rsu.count > (blocks + 1) ** 2:
+        raise ConfigError(
+            f"map.grid_blocks={blocks} is too small for rsu.count={cfg.rsu.count}: a "
+            f"{blocks}x{blocks} grid has {(blocks + 1) ** 2} intersections and rsu.count must "
+            "not exceed them (raise map.grid_blocks or lower rsu.count)"
+        )
+    if cfg.uav.count > blocks**2:
+        raise ConfigError(
+            f"map.grid_blocks={blocks} is too small for uav.count={cfg.uav.count}: a "
+            f"{blocks}x{blocks} grid has {blocks**2} blocks and uav.count must not exceed them "
+            "(raise map.grid_blocks or lower uav.count)"
+        )
 
 
 HIGHWAY_MIN_SPACING_M = 10.0
@@ -551,11 +560,57 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
+def _yaml_loader():
+    """A SafeLoader that refuses duplicate keys in a mapping (YAML keeps the last silently)."""
     import yaml
 
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
+    class _StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, Any] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue  # ``<<:`` merges may be overridden by explicit keys
+                    key = self.construct_object(key_node, deep=deep)
+                    try:
+                        first = seen.setdefault(key, key_node.start_mark)
+                    except TypeError:
+                        continue  # unhashable key: the base constructor reports it
+                    if first is not key_node.start_mark:
+                        raise yaml.constructor.ConstructorError(
+                            None,
+                            None,
+                            f"duplicate key {key!r} (first given on line {first.line + 1})",
+                            key_node.start_mark,
+                        )
+            return super().construct_mapping(node, deep=deep)
+
+    return _StrictLoader
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Parse a scenario file; any problem is a ``ConfigError`` naming the file and line."""
+    import yaml
+
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})"
+        ) from None
+    try:
+        data = yaml.load(text, Loader=_yaml_loader()) or {}  # a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context = getattr(exc, "context", None)
+        detail = f"{problem} ({context})" if context else problem
+        if not problem.startswith("duplicate key"):
+            detail = f"malformed YAML: {detail}"
+        raise ConfigError(f"{where}: {detail}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a scenario file must hold a mapping")
     return data
@@ -566,28 +621,40 @@ def load_scenario(
 ) -> ScenarioConfig:
     """Resolve a preset name, a YAML path or a config object, then apply overrides.
 
-    A YAML file may name a preset to start from with ``base: <preset>``.
+    A YAML file may name a preset (or another file) to start from with ``base: <preset>``;
+    a chain of bases that comes back to a file already in it is a ``ConfigError``.
     """
-    if isinstance(scenario, ScenarioConfig):
-        cfg = scenario
-    else:
-        text = str(scenario)
-        if text.endswith((".yaml", ".yml")) or Path(text).is_file():
-            path = Path(text)
-            if not path.is_file():
-                raise ConfigError(f"scenario file {text} does not exist")
-            data = load_yaml(path)
-        elif text in preset_names():
-            data = load_yaml(SCENARIO_DIR / f"{text}.yaml")
-        else:
-            raise ConfigError(
-                f"unknown scenario {text!r}: give a preset ({', '.join(preset_names())}) "
-                "or a path to a .yaml file"
-            )
-        base_name = data.pop("base", None)
-        base = load_scenario(base_name) if base_name else ScenarioConfig()
-        data.setdefault("name", Path(text).stem)
-        cfg = base.replace(data)
+    cfg = scenario if isinstance(scenario, ScenarioConfig) else _load_file(scenario, ())
     if overrides:
         cfg = cfg.replace(overrides)
     return cfg
+
+
+def _load_file(scenario: str | Path, chain: tuple[tuple[Path, str], ...]) -> ScenarioConfig:
+    """Load a preset or YAML file; ``chain`` holds the files (resolved, as named) that
+    named this one as their ``base``."""
+    text = str(scenario)
+    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+        path = Path(text)
+        if not path.is_file():
+            raise ConfigError(f"scenario file {text} does not exist")
+    elif text in preset_names():
+        path = SCENARIO_DIR / f"{text}.yaml"
+    else:
+        raise ConfigError(
+            f"unknown scenario {text!r}: give a preset ({', '.join(preset_names())}) "
+            "or a path to a .yaml file"
+        )
+    resolved = path.resolve()
+    if any(resolved == seen for seen, _ in chain):
+        names = [name for _, name in chain] + [text]
+        raise ConfigError(
+            f"scenario base cycle: {' -> '.join(names)} (each file's base: names the next)"
+        )
+    data = load_yaml(path)
+    base_name = data.pop("base", None)
+    if base_name is not None and not isinstance(base_name, str):
+        raise ConfigError(f"{path}: base must be a preset name or a file path, got {base_name!r}")
+    base = _load_file(base_name, (*chain, (resolved, text))) if base_name else ScenarioConfig()
+    data.setdefault("name", Path(text).stem)
+    return base.replace(data)
