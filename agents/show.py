@@ -21,7 +21,7 @@ import numpy as np
 
 def _policy(args, env):
     if args.model:
-        from .evaluate import ModelPolicy, load_model
+        from .models import ModelPolicy, load_model
 
         return ModelPolicy(load_model(args.model), env)
     from roadedge.baselines import make_policy
@@ -80,9 +80,9 @@ def record(args) -> Path:
     if args.scenario:
         kwargs["scenario"] = args.scenario
     if args.model:
-        from .evaluate import _model_obs_mode, load_model
+        from .models import load_model, model_obs_mode
 
-        kwargs["obs_mode"] = _model_obs_mode(load_model(args.model))
+        kwargs["obs_mode"] = model_obs_mode(load_model(args.model))
     env = gym.make(args.env_id, render_mode="rgb_array", **kwargs)
     policy = _policy(args, env)
     obs, _ = env.reset(seed=args.seed)
