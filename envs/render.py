@@ -155,6 +155,23 @@ class Renderer:
         self._backgrounds = {}
         self._dynamic = []
 
+    # ------------------------------------------------------------------ pickling
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Only what defines the renderer (the simulator, mode, fps, whether it is off):
+        the figure, its artists, cached backgrounds, fonts and the window hold matplotlib
+        and Pillow objects that cannot be pickled; they are rebuilt on the next frame."""
+        return {
+            "sim": self.sim,
+            "render_mode": self.render_mode,
+            "fps": self.fps,
+            "disabled": self._disabled,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["sim"], state["render_mode"], state["fps"])
+        self._disabled = state["disabled"]
+
     # ------------------------------------------------------------------ human window
 
     def _open_window(self) -> bool:
