@@ -76,3 +76,13 @@ def _check_dir(folder: Path, flag: str, shown: Path) -> None:
         raise UsageError(f"{flag} {shown} {what}")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UsageError(f"{flag} {shown} cannot be written: {probe} is not writable")
+
+
+def yaml_problem(exc: Exception) -> str:
+    """A YAML parse error in one line: the problem and, if known, file and line."""
+    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return problem
+    name = "" if mark.name in ("<unicode string>", "<file>") else f"{mark.name}, "
+    return f"{problem} ({name}line {mark.line + 1})"

@@ -28,7 +28,7 @@ from typing import Any
 
 # The pieces live in their own modules (running episodes, models, reporting); their
 # names stay importable from here, where train.py and the tests import them.
-from .cli import UsageError, check_writable_dir, run
+from .cli import UsageError, check_writable_dir, run, yaml_problem
 from .episodes import (  # noqa: F401  (re-exported)
     METRIC_COLUMNS,
     BatchJob,
@@ -115,9 +115,12 @@ def checked_env(env_id: str, env_kwargs: dict[str, Any]):
     """``gym.make(env_id, **env_kwargs)``; a bad id, scenario, override key or value
     raises :class:`~.cli.UsageError` with the env's own one-line message."""
     import gymnasium as gym
+    import yaml
 
     try:
         return _make_env(env_id, env_kwargs)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"cannot read the scenario: {yaml_problem(exc)}") from None
     except (ValueError, TypeError, KeyError, OSError, gym.error.Error) as exc:
         text = str(exc).strip().splitlines()
         raise UsageError(text[0] if text else f"{type(exc).__name__} making {env_id}") from None
@@ -167,7 +170,7 @@ def parse_pairs(items: Sequence[str], flag: str) -> dict[str, Any]:
         try:
             out[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or type(exc).__name__
+            problem = yaml_problem(exc)
             raise UsageError(f"{flag} {key.strip()}: cannot parse {value!r} ({problem})") from None
     return out
 

@@ -360,6 +360,16 @@ def test_cli_unwritable_out_fails_before_any_episode(where, tmp_path, capsys, no
     assert f"--out {out}" in line
 
 
+def test_cli_scenario_file_that_is_no_yaml(tmp_path, capsys):
+    """A scenario file with a YAML syntax error: one line with the file and line."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("horizon: 10\nvehicles: [1\n")
+    line = usage_error(
+        capsys, _argv(tmp_path / "out", "--policies", "noop", "--scenario", str(bad))
+    )
+    assert "cannot read the scenario: " in line and f"{bad}, line 3" in line
+
+
 def test_every_option_has_help():
     for action in ev.build_parser()._actions:
         assert action.help, action.option_strings
