@@ -16,6 +16,13 @@ oracle's headroom over ``failover`` the policy closes; the gaps are printed unde
 the table and saved in ``summary.json`` (see :mod:`roadedge.agents.headroom`).
 
 Command line: ``roadedge-eval --scenario city --policies all --episodes 20 --seed 0``.
+Everything is checked before the first episode (policy names, env id, scenario,
+overrides, each model file and whether it fits the env, the output folder); a mistake
+is one line ``roadedge-eval: error: ...`` and exit code 2.
+
+This module holds the entry points (:func:`evaluate`, the checks, the command line);
+episodes run in :mod:`.episodes`, models load in :mod:`.models`, results are reported
+by :mod:`.report`.
 """
 
 from __future__ import annotations
