@@ -175,19 +175,40 @@ def _label(policy: str, label) -> str:
     return f"{text} (privileged)" if is_privileged(policy) and "privileged" not in text else text
 
 
-def _known_policies() -> list[str]:
+def _rule_keys() -> list[tuple[str | None, str | None]]:
+    """Every rule as its (migration, failover) pair: those of ``policy_names()`` in that
+    order, then the other valid pairs (e.g. ``random+failover``) in the baselines' order."""
     from roadedge.baselines import policy_names
+    from roadedge.baselines.policies import FAILOVER_RULES, MIGRATION_RULES, parse_name
 
-    return policy_names()
+    keys = [parse_name(name) for name in policy_names()]
+    for migration in MIGRATION_RULES:
+        for failover in (None, *FAILOVER_RULES):
+            key = (None if migration == "noop" else migration, failover)
+            if key not in keys:
+                keys.append(key)
+    return keys
+
+
+def _rule_key(policy: str) -> tuple[str | None, str | None] | None:
+    """The rule pair of ``policy`` however it is spelled (``failover+threshold`` is
+    ``threshold+failover``), or None for a model or any other name."""
+    from roadedge.baselines.policies import parse_name
+
+    try:
+        return parse_name(policy)
+    except ValueError:
+        return None
 
 
 def policy_color(policy: str) -> tuple[float, float, float, float] | str:
     """The policy's colour, the same in every figure whatever else is plotted.
 
-    The rules take the colours of tab10 then the light half of tab20 in the
-    fixed order of ``policy_names()``; a privileged policy is light grey (drawn
-    hatched); any other name (a trained model) a colour of tab20b picked by a
-    stable hash of the name.
+    Every figure takes its colours from here. The rules take the colours of tab10
+    then the light half of tab20 in the fixed order of :func:`_rule_keys` (a rule
+    spelled another way, ``failover+threshold``, is the same rule, the same colour);
+    a privileged policy is light grey (drawn hatched); any other name (a trained
+    model) a colour of tab20b picked by a stable hash of the name.
     """
     import zlib
 
@@ -195,10 +216,10 @@ def policy_color(policy: str) -> tuple[float, float, float, float] | str:
 
     if is_privileged(policy):
         return PRIVILEGED_COLOR
-    known = _known_policies()
-    if policy in known:
+    key = _rule_key(policy)
+    if key is not None:
         palette = [colormaps["tab10"](i) for i in range(10)]
         palette += [colormaps["tab20"](2 * i + 1) for i in range(10)]
-        return palette[known.index(policy) % len(palette)]
+        return palette[_rule_keys().index(key) % len(palette)]
     cmap = colormaps["tab20b"]
     return cmap(zlib.crc32(policy.encode("utf-8")) % cmap.N)

@@ -4,29 +4,28 @@
     roadedge-show --model runs/<run>/best_model.zip --out agent.mp4
 
 Frames come from the env's ``rgb_array`` renderer (map, nodes, vehicles, task
-links, migrations in flight, side panel). ``--every k`` keeps one frame in k
+links, migrations in flight, side panel). ``--steps n`` records the first n ticks
+(at least 1; without it, the whole episode), ``--every k`` keeps one frame in k
 and ``--scale`` shrinks frames, for small files. MP4 needs the
-``imageio-ffmpeg`` package; GIF needs only Pillow.
+``imageio-ffmpeg`` package (in the ``viz`` extra); GIF needs only Pillow. A mistake
+in the arguments is one line ``roadedge-show: error: ...`` and exit code 2, before
+any frame is drawn.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from .cli import UsageError, check_writable_file, run
+from .models import ModelPolicy, check_model_fits, load_model, model_obs_mode
 
-def _policy(args, env):
-    if args.model:
-        from .evaluate import ModelPolicy, load_model
-
-        return ModelPolicy(load_model(args.model), env)
-    from roadedge.baselines import make_policy
-
-    return make_policy(args.policy, env, seed=args.seed)
+PROG = "roadedge-show"
 
 
 def _shrink(frame: np.ndarray, scale: float) -> np.ndarray:
@@ -57,37 +56,58 @@ def write_video(frames: list[np.ndarray], out: Path, fps: float) -> None:
             out, save_all=True, append_images=images[1:], loop=0, duration=int(1000 / fps)
         )
     elif suffix == ".mp4":
-        try:
-            import imageio.v2 as imageio
-            import imageio_ffmpeg  # noqa: F401
-        except ImportError as exc:
-            raise SystemExit(
-                "writing .mp4 needs imageio-ffmpeg: pip install imageio-ffmpeg (or write a .gif)"
-            ) from exc
+        _check_mp4_writer()
+        import imageio.v2 as imageio
+
         with imageio.get_writer(out, fps=fps, macro_block_size=1) as writer:
             for f in frames:
                 writer.append_data(f)
     else:
-        raise SystemExit(f"--out must end in .gif or .mp4, got {out.name}")
+        raise UsageError(f"--out must end in .gif or .mp4, got {out.name}")
+
+
+def _check_mp4_writer() -> None:
+    """Raise :class:`~.cli.UsageError` unless imageio and its ffmpeg plugin import."""
+    try:
+        import imageio.v2  # noqa: F401
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "writing .mp4 needs imageio-ffmpeg: pip install imageio-ffmpeg "
+            "(or roadedge[viz]), or write a .gif"
+        ) from None
+
+
+def _setup(args):
+    """The env (``rgb_array``) and the policy, every argument checked before any frame."""
+    from .evaluate import _check_policy_name, checked_env, parse_pairs
+
+    kwargs = parse_pairs(args.env_kwargs, "--env-kwargs")
+    if args.scenario:
+        kwargs["scenario"] = args.scenario
+    if not args.model:
+        _check_policy_name(args.policy)
+        env = checked_env(args.env_id, {**kwargs, "render_mode": "rgb_array"})
+        from roadedge.baselines import make_policy
+
+        return env, make_policy(args.policy, env, seed=args.seed)
+    model = load_model(args.model)
+    kwargs.setdefault("obs_mode", model_obs_mode(model))
+    env = checked_env(args.env_id, {**kwargs, "render_mode": "rgb_array"})
+    try:
+        check_model_fits(model, env, args.model, f"{args.env_id} ({env.unwrapped.cfg.name!r})")
+    except UsageError:
+        env.close()
+        raise
+    return env, ModelPolicy(model, env)
 
 
 def record(args) -> Path:
-    import gymnasium as gym
-
-    import roadedge.envs  # noqa: F401
-
-    kwargs = {}
-    if args.scenario:
-        kwargs["scenario"] = args.scenario
-    if args.model:
-        from .evaluate import _model_obs_mode, load_model
-
-        kwargs["obs_mode"] = _model_obs_mode(load_model(args.model))
-    env = gym.make(args.env_id, render_mode="rgb_array", **kwargs)
-    policy = _policy(args, env)
-    obs, _ = env.reset(seed=args.seed)
+    """Record the episode of ``args`` (see :func:`build_parser`) and write the video."""
+    env, policy = _setup(args)
+    obs, info = env.reset(seed=args.seed)
     horizon = env.unwrapped.cfg.horizon
-    steps = min(args.steps or horizon, horizon)
+    steps = horizon if args.steps is None else min(args.steps, horizon)
     frames = [_shrink(env.render(), args.scale)]
     try:
         from tqdm.auto import tqdm
@@ -122,35 +142,64 @@ def record(args) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="roadedge-show", description=__doc__.split("\n\n")[0])
-    p.add_argument("--env-id", default="RoadEdge-v1")
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--env-id", default="RoadEdge-v1", help="registered env id (default: RoadEdge-v1)"
+    )
     p.add_argument("--scenario", default=None, help="preset name or YAML path")
-    p.add_argument("--policy", default="threshold+failover", help="a baseline name")
+    p.add_argument(
+        "--env-kwargs",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="env/config overrides, e.g. horizon=100 faults__mttr_s=30",
+    )
+    p.add_argument("--policy", default="threshold+failover", help="a baseline name (see --list)")
     p.add_argument("--model", default=None, help="a trained SB3 model .zip (overrides --policy)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=None, help="ticks to record (default: horizon)")
+    p.add_argument("--seed", type=int, default=0, help="episode seed")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="ticks to record, at least 1 (default: the whole episode, the horizon)",
+    )
     p.add_argument("--every", type=int, default=1, help="keep one frame in this many ticks")
     p.add_argument("--scale", type=float, default=1.0, help="frame size factor (0, 1]")
-    p.add_argument("--fps", type=float, default=8.0)
+    p.add_argument("--fps", type=float, default=8.0, help="frames per second, > 0 (default: 8)")
     p.add_argument("--out", default="episode.gif", help="output .gif or .mp4")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--list", action="store_true", help="list the policy names and exit")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``roadedge-show``; a user mistake is one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
-    if args.every < 1:
-        raise SystemExit("--every must be at least 1")
-    if not 0 < args.scale <= 1:
-        raise SystemExit("--scale must be in (0, 1]")
-    if args.model and not Path(args.model).is_file():
-        raise SystemExit(f"model file not found: {args.model}")
-    if Path(args.out).suffix.lower() not in (".gif", ".mp4"):
-        raise SystemExit(f"--out must end in .gif or .mp4, got {args.out}")
-    if not args.model:
-        from .evaluate import _check_policy_name
+    return run(PROG, lambda: _main(args))
 
-        _check_policy_name(args.policy)  # before any rendering work
+
+def _main(args: argparse.Namespace) -> int:
+    if args.list:
+        from .evaluate import print_policy_list
+
+        print_policy_list()
+        return 0
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(
+            f"--steps must be at least 1 (leave it out for the whole episode), got {args.steps}"
+        )
+    if args.every < 1:
+        raise UsageError("--every must be at least 1")
+    if not 0 < args.scale <= 1:
+        raise UsageError("--scale must be in (0, 1]")
+    if not (args.fps > 0 and math.isfinite(args.fps)):
+        raise UsageError(f"--fps must be a positive number, got {args.fps:g}")
+    out = Path(args.out)
+    if out.suffix.lower() not in (".gif", ".mp4"):
+        raise UsageError(f"--out must end in .gif or .mp4, got {args.out}")
+    check_writable_file(out, "--out")
+    if out.suffix.lower() == ".mp4":
+        _check_mp4_writer()
     record(args)
     return 0
 

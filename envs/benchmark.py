@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -452,8 +454,35 @@ def run(quick: bool = False, sb3: bool = True) -> dict[str, Any]:
     return res
 
 
+PROG = "roadedge-bench"
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why the file ``path`` cannot be written (checked before the long run), or None."""
+    if path.is_dir():
+        return "is a folder, not a file"
+    if path.exists() and not os.access(path, os.W_OK):
+        return "is not writable"
+    folder = path.parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"cannot be written: {folder} is a file"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot be written: {folder} is not writable"
+    return None
+
+
+def _usage_error(message: str) -> SystemExit:
+    """One line ``roadedge-bench: error: ...`` on stderr; the exit (code 2) to raise."""
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return SystemExit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="roadedge-bench", description=__doc__.split("\n\n")[0])
+    """``roadedge-bench``; an output path that cannot be written is one line on stderr
+    and exit code 2, before any measurement."""
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="results/bench.json", help="JSON output path")
     p.add_argument("--quick", action="store_true", help="short windows (smoke run)")
     p.add_argument("--no-sb3", action="store_true", help="skip the PPO training share")
@@ -461,16 +490,24 @@ def main(argv: list[str] | None = None) -> int:
         "--plot", default=None, help="PNG of steps/s vs vehicles (default: next to --out)"
     )
     args = p.parse_args(argv)
-    load_scenario("city")  # fail fast if the package data is missing
+    out = Path(args.out)
+    plot = Path(args.plot) if args.plot else out.with_suffix(".png")
+    for flag, path in (("--out", out), ("--plot", plot)):
+        why = _unwritable(path)
+        if why:
+            raise _usage_error(f"{flag} {path} {why}")
+    try:
+        load_scenario("city")  # fail fast if the package data is missing
+    except (OSError, ValueError) as exc:
+        raise _usage_error(f"cannot load the city preset ({exc})") from None
     start = time.perf_counter()
     res = run(quick=args.quick, sb3=not args.no_sb3)
     res["wall_s"] = time.perf_counter() - start
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2))
     print(format_report(res))
-    plot = Path(args.plot) if args.plot else out.with_suffix(".png")
     try:
+        plot.parent.mkdir(parents=True, exist_ok=True)
         plot_scaling(res, plot)
         print(f"\nwrote {out} and {plot} ({res['wall_s']:.0f} s)")
     except ImportError:

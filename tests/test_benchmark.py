@@ -157,3 +157,34 @@ def test_sb3_share(one_torch_thread):
     assert res["timesteps"] == 256 and res["n_envs"] == 1
     assert 0 < res["env_s"] <= res["wall_s"]
     assert 0 < res["env_share"] <= 1
+
+
+@pytest.fixture
+def no_run(monkeypatch):
+    """Measuring anything fails the test: the output paths are checked first."""
+
+    def refuse(**kwargs):
+        raise AssertionError("the benchmark ran before the output paths were checked")
+
+    monkeypatch.setattr(bench, "run", refuse)
+
+
+@pytest.mark.parametrize("flag", ["--out", "--plot"])
+@pytest.mark.parametrize("where", ["under_a_file", "a_folder"])
+def test_unwritable_output_is_one_line_before_any_run(flag, where, tmp_path, capsys, no_run):
+    """An output path under a file, or that is a folder: exit code 2 and one line on
+    stderr naming the option and the path, no traceback, nothing measured."""
+    blocker = tmp_path / "taken"
+    blocker.write_text("x")
+    if where == "a_folder":
+        bad = tmp_path / "folder.json"
+        bad.mkdir()
+    else:
+        bad = blocker / "bench.json"
+    argv = ["--quick", "--no-sb3", "--out", str(tmp_path / "ok.json"), flag, str(bad)]
+    with pytest.raises(SystemExit) as exc:
+        bench.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"roadedge-bench: error: {flag} {bad} ")

@@ -248,27 +248,32 @@ def test_cli_list(capsys):
     assert lines == [*policy_names(), "oracle (privileged: reads the hidden future)"]
 
 
+def usage_error(capsys, argv) -> str:
+    """Run ``roadedge-eval argv``; it must exit with code 2 and one line on stderr,
+    ``roadedge-eval: error: ...``, no traceback. Returns that line."""
+    with pytest.raises(SystemExit) as exc:
+        ev.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("roadedge-eval: error: ")
+    return lines[0]
+
+
+def _argv(tmp_path, *extra):
+    return ["--env-id", SMALL, "--out", str(tmp_path), "--no-progress", *extra]
+
+
 @pytest.mark.parametrize(
     "spec",
     ["nonsense", "noop,thresh", "threshold+greedy", "failover+backup", "threshold+failover+backup"],
 )
-def test_cli_unknown_policy_exits_with_message(spec, tmp_path):
-    with pytest.raises(SystemExit) as exc:
-        ev.main(
-            [
-                "--env-id",
-                SMALL,
-                "--policies",
-                spec,
-                "--episodes",
-                "1",
-                "--out",
-                str(tmp_path),
-                "--no-progress",
-            ]
-        )
+def test_cli_unknown_policy_exits_with_message(spec, tmp_path, capsys):
+    line = usage_error(capsys, _argv(tmp_path, "--policies", spec, "--episodes", "1"))
     bad = spec.split(",")[-1]
-    assert f"unknown policy {bad!r}" in str(exc.value)
+    assert f"unknown policy {bad!r}" in line
     assert not (tmp_path / "episodes.csv").exists()
 
 
@@ -279,26 +284,95 @@ def test_cli_unknown_policy_exits_with_message(spec, tmp_path):
         (["--episodes", "0"], "--episodes must be at least 1"),
         (["--workers", "0"], "--workers must be at least 1"),
         (["--env-kwargs", "horizon"], "key=value"),
+        (["--env-kwargs", "=3"], "key=value"),
+        (["--env-kwargs", "horizon=[1"], "--env-kwargs horizon: cannot parse '[1'"),
+        (["--env-kwargs", "horizon=abc"], "horizon must be an integer, got 'abc'"),
         (["--policies", ","], "no policy to evaluate"),
-        (["--scenario", "nope"], "roadedge-eval: unknown scenario 'nope'"),
+        (["--scenario", "nope"], "error: unknown scenario 'nope'"),
+        (["--env-id", "RoadEdge-nope-v1"], "RoadEdge-nope"),
         (["--env-kwargs", "vehicles__max_vehicle=3"], "unknown config key vehicles.max_vehicle"),
+        (["--env-kwargs", "obs_mode=tree"], "obs_mode must be one of"),
     ],
 )
-def test_cli_bad_arguments_exit_with_message(argv, message, tmp_path):
-    with pytest.raises(SystemExit) as exc:
-        ev.main(
-            [
-                "--env-id",
-                SMALL,
-                "--policies",
-                "noop",
-                "--out",
-                str(tmp_path),
-                "--no-progress",
-                *argv,
-            ]
+def test_cli_bad_arguments_exit_with_message(argv, message, tmp_path, capsys):
+    """Every mistake: exit code 2, one line naming it, nothing written."""
+    line = usage_error(capsys, ["--policies", "noop", *_argv(tmp_path), *argv])
+    assert message in line
+    assert not (tmp_path / "episodes.csv").exists()
+
+
+@pytest.fixture
+def no_episodes(monkeypatch):
+    """Running any episode fails the test: the checks must come first."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an episode ran before the arguments were checked")
+
+    for name in ("run_jobs", "run_batches"):
+        monkeypatch.setattr(ev, name, refuse)
+
+
+@pytest.mark.parametrize("content", [b"not a zip at all", b"PK\x05\x06" + bytes(18)])
+def test_cli_corrupt_model_is_named(content, tmp_path, capsys, no_episodes):
+    """A file that is not an SB3 model zip (garbage, or an empty zip): one line naming it."""
+    bad = tmp_path / "broken.zip"
+    bad.write_bytes(content)
+    line = usage_error(capsys, _argv(tmp_path / "out", "--policies", "all", "--model", str(bad)))
+    assert f"model {bad} is not an SB3 model zip" in line
+
+
+def test_cli_model_of_another_scenario_fails_before_any_episode(
+    model_path, tmp_path, capsys, no_episodes
+):
+    """A model trained on ``small`` evaluated on ``city``: refused at once (no baseline
+    runs first), naming the model, the env and scenario and both observation shapes."""
+    argv = _argv(tmp_path, "--scenario", "city", "--policies", "all", "--model", str(model_path))
+    line = usage_error(capsys, argv)
+    assert f"model {model_path} does not fit {SMALL} (scenario 'city')" in line
+    assert "observation space Box(" in line
+
+
+def test_evaluate_refuses_a_model_that_does_not_fit(model_path, no_episodes):
+    """The library call checks too (a ``ValueError``), before any episode."""
+    with pytest.raises(ValueError, match="does not fit"):
+        ev.evaluate(
+            ["noop", f"{ev.MODEL_PREFIX}{model_path}"],
+            env_id=SMALL,
+            env_kwargs={"scenario": "city"},
+            progress=False,
         )
-    assert message in str(exc.value)
+
+
+def test_cli_model_with_another_obs_mode_is_refused(model_path, tmp_path, capsys, no_episodes):
+    argv = _argv(tmp_path, "--policies", "noop", "--model", str(model_path))
+    line = usage_error(capsys, [*argv, "--env-kwargs", "obs_mode=dict"])
+    assert "does not fit" in line and "observation space" in line
+
+
+@pytest.mark.parametrize("where", ["file", "under_file"])
+def test_cli_unwritable_out_fails_before_any_episode(where, tmp_path, capsys, no_episodes):
+    """``--out`` that is a file, or lies under a file: refused before the episodes run."""
+    blocker = tmp_path / "taken"
+    blocker.write_text("x")
+    out = blocker if where == "file" else blocker / "sub"
+    argv = ["--env-id", SMALL, "--policies", "noop", "--out", str(out), "--no-progress"]
+    line = usage_error(capsys, argv)
+    assert f"--out {out}" in line
+
+
+def test_cli_scenario_file_that_is_no_yaml(tmp_path, capsys):
+    """A scenario file with a YAML syntax error: one line with the file and line."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("horizon: 10\nvehicles: [1\n")
+    line = usage_error(
+        capsys, _argv(tmp_path / "out", "--policies", "noop", "--scenario", str(bad))
+    )
+    assert "cannot read the scenario: " in line and f"{bad}, line 3" in line
+
+
+def test_every_option_has_help():
+    for action in ev.build_parser()._actions:
+        assert action.help, action.option_strings
 
 
 def test_paired_delta_hand_values():

@@ -131,3 +131,30 @@ def test_learning_curve_labels_the_oracle_privileged():
     assert labels == ["agent", "noop", "oracle (privileged) (95% CI)"]
     (band,) = ax.patches
     assert band.get_hatch() == "//"
+
+
+def test_a_rule_spelled_another_way_keeps_its_colour():
+    """One policy -> colour mapping: a rule's colour follows the rule, not its spelling
+    (``failover+threshold`` is ``threshold+failover``, ``noop+failover`` is
+    ``failover``), in both figures; the valid rules outside ``policy_names()``
+    (``random+failover``...) get rule colours of their own, distinct from every other."""
+    from matplotlib.colors import to_rgba
+
+    from roadedge.baselines import policy_names
+    from roadedge.baselines.policies import FAILOVER_RULES, MIGRATION_RULES
+
+    assert policy_color("failover+threshold") == policy_color("threshold+failover")
+    assert policy_color("noop+failover") == policy_color("failover")
+    assert policy_color("backup+greedy") == policy_color("greedy+backup")
+    every_rule = [f"{m}+{f}" for m in MIGRATION_RULES[1:] for f in FAILOVER_RULES]
+    every_rule += [*MIGRATION_RULES, *FAILOVER_RULES]
+    colours = {to_rgba(policy_color(p)) for p in every_rule}
+    assert len(colours) == len(every_rule)  # 15 rules, 15 colours
+    assert {to_rgba(policy_color(p)) for p in policy_names()} <= colours
+    models = {to_rgba(policy_color(f"model:/tmp/{n}.zip")) for n in "ab"}
+    assert not models & colours
+    _, bars = _bars(comparison_figure(_records(["failover+threshold", "noop"])))
+    assert bars[0].get_facecolor() == to_rgba(policy_color("threshold+failover"))
+    fig = learning_curve_figure(np.array([1, 2]), np.ones((2, 1)), {"failover+threshold": 1.0})
+    (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "failover+threshold"]
+    assert to_rgba(line.get_color()) == to_rgba(policy_color("threshold+failover"))

@@ -149,3 +149,28 @@ def test_renderer_draws_any_batch_row():
     assert not np.array_equal(rows[0], rows[1])  # different episodes, different pictures
     assert np.array_equal(renderer.draw(env=0, last=last), rows[0])
     renderer.close()
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_env_copies_after_render(how):
+    """Pickle and deepcopy work after ``render()`` (the renderer's matplotlib state is
+    dropped and rebuilt on the next frame): the copy draws the original's frame, and
+    draws its own world, not the original's."""
+    import copy
+    import pickle
+
+    env = gym.make("RoadEdge-small-v1", render_mode="rgb_array")
+    env.reset(seed=0)
+    for a in actions(env, 2):
+        env.step(a)
+    frame = env.render()
+    twin = pickle.loads(pickle.dumps(env)) if how == "pickle" else copy.deepcopy(env)
+    assert np.array_equal(twin.render(), frame)
+    (a,) = actions(env, 1, seed=5)
+    twin.step(a)
+    assert not np.array_equal(twin.render(), frame)
+    assert np.array_equal(env.render(), frame)  # the original is untouched
+    env.step(a)
+    assert np.array_equal(env.render(), twin.render())  # same step, same picture
+    twin.close()
+    env.close()
