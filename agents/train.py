@@ -91,7 +91,8 @@ def _load_run(args: Args) -> tuple[Args, dict, Path]:
         for key in ("hyperparams", "env_kwargs", "total_timesteps", "n_envs"):
             config[key]  # noqa: B018  (present, or the file is not a run's config)
     except (yaml.YAMLError, KeyError, TypeError) as exc:
-        raise UsageError(f"--resume: {cfg_path} is corrupt ({type(exc).__name__}: {exc})") from None
+        reason = getattr(exc, "problem", None) or f"{type(exc).__name__}: {exc}"
+        raise UsageError(f"--resume: {cfg_path} is corrupt ({reason})") from None
     if args.timesteps:  # allow extending a finished run
         config["total_timesteps"] = args.timesteps
     saved.progress, saved.log_interval, saved.resume = args.progress, args.log_interval, args.resume
@@ -231,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         np.set_printoptions(precision=3)
         train(args)
     except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        print(f"{PROG}: error: {'; '.join(lines)}", file=sys.stderr)  # one line
         return 2
     return 0
