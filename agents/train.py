@@ -31,7 +31,16 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .train_args import PROG, Args, UsageError, build_parser, check_writable, list_text, parse_args
+from .train_args import (
+    PROG,
+    Args,
+    UsageError,
+    build_parser,
+    check_writable,
+    list_text,
+    parse_args,
+    resolve_config,
+)
 from .train_callbacks import (
     EVAL_CALLBACK_EPISODES,
     EVAL_SEED_OFFSET,
@@ -51,7 +60,6 @@ from .train_config import (
     load_hyperparams,
     make_vec_env,
     normalizes_reward,
-    resolve_config,
     resolve_policy,
     resolve_policy_kwargs,
     resolve_schedule,

@@ -11,7 +11,7 @@ import argparse
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +200,38 @@ def list_text() -> str:
             "  (a comma list, 'all' or 'none'; default: " + ",".join(DEFAULT_BASELINES) + ")",
         ]
     )
+
+
+def check_env_id(env_id: str) -> None:
+    from roadedge.envs import env_ids
+
+    if env_id not in env_ids():
+        raise UsageError(f"unknown env id {env_id!r}; known: {', '.join(env_ids())}")
+
+
+def resolve_config(args) -> dict[str, Any]:
+    """The run's configuration from the command line and the hyperparameter file, checked:
+    an unknown key, env id or unparsable value is a ``UsageError`` before any work starts."""
+    from .train_config import check_keys, env_kwargs_of, load_hyperparams
+
+    check_env_id(args.env)
+    hp = load_hyperparams(args.algo, args.env, args.hyperparams)
+    check_keys(hp, args.algo, args.hyperparams or f"agents/hyperparams/{args.algo}.yml")
+    overrides = parse_pairs(args.hp, "--hp")
+    check_keys(overrides, args.algo, "--hp")
+    hp.update(overrides)
+    env_kwargs = {**env_kwargs_of(hp), **parse_pairs(args.env_kwargs, "--env-kwargs")}
+    if args.scenario:
+        env_kwargs["scenario"] = args.scenario
+    try:
+        total = args.timesteps or int(hp.get("n_timesteps", 100_000))
+        n_envs = args.n_envs or int(hp.get("n_envs", 8))
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"n_timesteps / n_envs must be integers ({exc})") from None
+    return {
+        "args": asdict(args),
+        "hyperparams": hp,
+        "env_kwargs": env_kwargs,
+        "total_timesteps": total,
+        "n_envs": n_envs,
+    }
