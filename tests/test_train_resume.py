@@ -145,3 +145,16 @@ def test_evaluations_past_the_resumed_model_are_redone(tmp_path, capsys):
     assert resume(run, STEPS, capsys)[0] == 0
     after = np.load(run / "evaluations" / "evaluations.npz")
     np.testing.assert_array_equal(after["timesteps"], [64, 128])
+
+
+def test_evaluations_stay_on_the_run_grid_after_a_resume_off_the_grid(tmp_path, capsys):
+    """Resumed at 100 steps with evaluations every 64: the next ones are at 128, 192, 256
+    as in an uninterrupted run (not 100 + 64 = 164, 228)."""
+    runs = tmp_path / "runs"
+    run = run_cli(tiny_argv("ppo", runs, eval_freq=64, checkpoint_freq=100, baselines="none"), runs)
+    (run / "final_model.zip").unlink()
+    capsys.readouterr()
+    code, out, _ = resume(run, 2 * STEPS, capsys)
+    assert code == 0 and "model_100_steps.zip at 100 steps" in out
+    after = np.load(run / "evaluations" / "evaluations.npz")
+    np.testing.assert_array_equal(after["timesteps"], [64, 128, 192, 256])
