@@ -78,9 +78,14 @@ def make_checkpoint_callback(every_steps: int, run_dir: Path, normalize: bool):
 
 
 def make_eval_callback(
-    algo: str, env_id: str, seed: int, env_kwargs: dict[str, Any], run_dir: Path,
-    every_calls: int, normalize: bool,
-):  # fmt: skip
+    algo: str,
+    env_id: str,
+    seed: int,
+    env_kwargs: dict[str, Any],
+    run_dir: Path,
+    every_calls: int,
+    normalize: bool,
+):
     """Periodic evaluation on held-out seeds; keeps ``best_model.zip`` and ``evaluations.npz``.
 
     Every evaluation replays the *same* ``EVAL_CALLBACK_EPISODES`` seeds (one

@@ -158,8 +158,9 @@ def load_newest(
             model = cls.load(str(path), env=venv, device="cpu", tensorboard_log=tensorboard_log)
         except Exception as exc:  # torch/pickle/zip errors of a damaged file: try the next
             venv.close()
-            reason = str(exc) if isinstance(exc, BadModel) else f"{path}: {type(exc).__name__}"
-            problems.append(reason if isinstance(exc, BadModel) else f"{reason}: {exc}")
+            first_line = (str(exc).splitlines() or [""])[0]
+            bad = isinstance(exc, BadModel)
+            problems.append(first_line if bad else f"{path}: {type(exc).__name__}: {first_line}")
             continue
         for problem in problems:
             print(f"{PROG}: warning: skipped {problem}", file=sys.stderr)
