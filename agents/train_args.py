@@ -203,13 +203,14 @@ def list_text() -> str:
 
 
 def check_env_id(env_id: str) -> None:
+    """``UsageError`` listing the RoadEdge ids unless ``env_id`` is one."""
     from roadedge.envs import env_ids
 
     if env_id not in env_ids():
         raise UsageError(f"unknown env id {env_id!r}; known: {', '.join(env_ids())}")
 
 
-def resolve_config(args) -> dict[str, Any]:
+def resolve_config(args: Args) -> dict[str, Any]:
     """The run's configuration from the command line and the hyperparameter file, checked:
     an unknown key, env id or unparsable value is a ``UsageError`` before any work starts."""
     from .train_config import check_keys, env_kwargs_of, load_hyperparams

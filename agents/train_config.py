@@ -208,6 +208,7 @@ def resolve_policy(name: str, algo: str, env_kwargs: dict[str, Any]):
 
 
 def algo_class(algo: str):
+    """The SB3 / sb3-contrib class of an ``--algo`` name."""
     if algo == "maskable_ppo":
         from sb3_contrib import MaskablePPO
 

@@ -144,3 +144,22 @@ def test_on_a_terminal_evaluations_are_printed_too(tmp_path, capsys, monkeypatch
     out = capsys.readouterr().out
     assert "eval at 64 steps: mean return" in out
     assert not re.search(r"\d+/128 steps \(", out)  # the bar, not log lines
+
+
+def test_rl_zoo_and_legacy_spellings_of_the_project_keys():
+    """The shipped files use RL Zoo's ``env_kwargs`` / ``normalize``; runs saved before
+    (top-level ``obs_mode`` / ``normalize_reward``) still resume the same."""
+    from roadedge.agents.train_config import normalizes_reward
+
+    assert tr.env_kwargs_of({"env_kwargs": {"obs_mode": "dict", "horizon": 5}}) == {
+        "obs_mode": "dict",
+        "horizon": 5,
+    }
+    assert tr.env_kwargs_of({"obs_mode": "dict"}) == {"obs_mode": "dict"}
+    assert tr.env_kwargs_of({}) == {"obs_mode": "flat"}
+    assert normalizes_reward({"normalize": {"norm_obs": False, "norm_reward": True}})
+    assert normalizes_reward({"normalize_reward": True})
+    assert not normalizes_reward({}) and not normalizes_reward({"normalize": False})
+    for unsupported in (True, {"norm_obs": True}, "dict(norm_obs=False)"):
+        with pytest.raises(tr.UsageError, match="normalize"):
+            normalizes_reward({"normalize": unsupported})
