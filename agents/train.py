@@ -122,7 +122,6 @@ def train(args: Args) -> Path:
         args, config, run_dir = _load_run(args)
     else:
         config = resolve_config(args)
-        check_writable(Path(args.runs_dir), "--runs-dir")
     hp, env_kwargs = dict(config["hyperparams"]), dict(config["env_kwargs"])
     total, n_envs = int(config["total_timesteps"]), int(config["n_envs"])
     baseline_names(args.baselines)  # an unknown baseline fails now, not after training
@@ -155,6 +154,7 @@ def train(args: Args) -> Path:
             bias_noop_logits(model, bias)
         except (TypeError, ValueError, AssertionError) as exc:
             raise UsageError(f"hyperparameters rejected by {cls.__name__}: {exc}") from None
+        check_writable(Path(args.runs_dir), "--runs-dir")  # last check: it may create the dir
         run_dir = new_run_dir(Path(args.runs_dir), args.env, args.algo, args.seed)
         model.tensorboard_log = str(run_dir / "tb")
         atomic_write(run_dir / "config.yml", lambda fh: fh.write(_yaml_bytes(config)))
