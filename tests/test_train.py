@@ -195,16 +195,17 @@ def test_node_set_extractor_from_hyperparams(tmp_path):
     assert summary["policies"][0]["policy"] == "agent (ppo)"
 
 
-def test_unknown_extractor_name_is_a_clear_error(tmp_path):
+def test_unknown_extractor_name_is_a_clear_error(tmp_path, capsys):
     argv = tiny_argv("ppo", tmp_path, extra_hp=("policy_kwargs={features_extractor_class: Nope}",))
-    with pytest.raises(ValueError, match="'Nope'.*NodeSetExtractor"):
-        tr.main(argv)
+    assert tr.main(argv) == 2
+    assert re.search("'Nope'.*NodeSetExtractor", capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []  # no run directory for a run that never started
 
 
 def test_parse_args_rejects_bad_budgets():
     assert tr.parse_args(["--runs-dir", "x"]).runs_dir == "x"
     for bad in (["--timesteps", "0"], ["--n-envs", "0"], ["--eval-episodes", "0"]):
-        with pytest.raises(SystemExit):
+        with pytest.raises(tr.UsageError):
             tr.parse_args(bad)
 
 
@@ -239,9 +240,9 @@ def test_resume_continues_the_step_count(tmp_path):
     assert json.loads((run / "timing.json").read_text())["train_steps"] == 0
 
 
-def test_resume_without_checkpoint_fails(tmp_path):
-    with pytest.raises(SystemExit, match="config.yml"):
-        tr.main(["--resume", str(tmp_path), "--no-progress"])
+def test_resume_without_checkpoint_fails(tmp_path, capsys):
+    assert tr.main(["--resume", str(tmp_path), "--no-progress"]) == 2
+    assert "config.yml" in capsys.readouterr().err
 
 
 # --- (c) seeded reproducibility
@@ -351,7 +352,7 @@ def test_every_shipped_hyperparameter_entry_builds_a_model(algo):
     for env_id in table:
         hp = tr.load_hyperparams(algo, env_id, None)
         target = SMALL if env_id == "default" else env_id
-        env_kwargs = {"obs_mode": hp.get("obs_mode", "flat")}
+        env_kwargs = tr.env_kwargs_of(hp)
         policy = tr.resolve_policy(hp.get("policy", "MlpPolicy"), algo, env_kwargs)
         env = gym.make(target, **env_kwargs)
         model = tr.algo_class(algo)(policy, env, device="cpu", **tr.sb3_kwargs(hp))
