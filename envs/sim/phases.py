@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numba import njit
 
 from . import compute, faults, migration, mobility, outcomes, radio, scheduler, sessions
 from .triggers import node_triggers
@@ -41,21 +42,50 @@ class Tick:
     counts: np.ndarray | None = None  # (B, 3) tasks completed, missed; rows dropped
 
 
+@njit(cache=True)
+def _gate_kernel(actions, ctrl_up, dt_s, retry_pending, decisions_ignored, controller_down_s):
+    """While the controller is out its choices are ignored (zeroed in ``actions``) and
+    counted. Returns whether any choice remains, and whether any retry is pending."""
+    B, N = actions.shape
+    acting = pending = False
+    for b in range(B):
+        if not ctrl_up[b]:
+            controller_down_s[b] += dt_s
+        for n in range(N):
+            if actions[b, n] > 0 and not ctrl_up[b]:
+                decisions_ignored[b] += 1.0
+                actions[b, n] = 0
+            acting |= actions[b, n] > 0
+            pending |= retry_pending[b, n]
+    return acting, pending
+
+
 def decisions(sim: Simulator, tick: Tick) -> None:
     """1. The controller's decisions (ignored, counted, while it is out), then the due
     retries of failed migrations on their next peer (seed 003)."""
     w, cfg, lay, c = sim.world, sim.cfg, sim.layout, sim.counters
-    out = ~w.ctrl_up
-    ignored = (tick.actions > 0) & out[:, None]
-    c.decisions_ignored += ignored.sum(1)
-    c.controller_down_s += out * cfg.dt_s
-    actions = np.where(ignored, 0, tick.actions)
-    dec = migration.apply_decisions(w, lay, cfg, actions)
-    tick.invalid = dec["invalid"]
-    c.invalid_actions += dec["invalid"]
-    sim.count_started(dec["started"], dec["started_cost"], tick.now, "migration_planned")
-    tick.migration_cost = dec["started_cost"]
-    if w.retry_pending.any():
+    B = w.ctrl_up.shape[0]
+    actions = tick.actions.copy()
+    acting, pending = _gate_kernel(
+        actions, w.ctrl_up, float(cfg.dt_s), w.retry_pending, c.decisions_ignored,
+        c.controller_down_s,
+    )  # fmt: skip
+    tick.migration_cost = np.zeros(B)
+    tick.downtime = np.zeros(B)
+    if not acting:  # nothing asked: nothing starts, nothing is invalid
+        tick.invalid = np.zeros(B, np.int64)
+    else:
+        dec = migration.apply_decisions(w, lay, cfg, actions)
+        tick.invalid = dec["invalid"]
+        c.invalid_actions += dec["invalid"]
+        sim.count_started(dec["started"], dec["started_cost"], tick.now, "migration_planned")
+        tick.migration_cost += dec["started_cost"]
+        c.failovers += dec["failovers"]
+        c.failover_attempts_failed += dec["failover_failed"]
+        c.recovery_sum_s += dec["recovery_s"]
+        tick.downtime += dec["restart_downtime_s"]
+        tick.dropped |= dec["exhausted"]
+    if pending:
         # triggers again: this tick's failovers changed what the nodes host
         code, urgency, *_ = node_triggers(w, lay, cfg)
         ret = migration.start_retries(w, lay, cfg, code, urgency)
@@ -63,11 +93,6 @@ def decisions(sim: Simulator, tick: Tick) -> None:
         sim.count_started(ret["started"], ret["started_cost"], tick.now, "migration_retry")
         c.retries_exhausted += ret["exhausted"].sum(1)
         tick.migration_cost = tick.migration_cost + ret["started_cost"]
-    c.failovers += dec["failovers"]
-    c.failover_attempts_failed += dec["failover_failed"]
-    c.recovery_sum_s += dec["recovery_s"]
-    tick.downtime = dec["restart_downtime_s"].astype(np.float64)
-    tick.dropped |= dec["exhausted"]
 
 
 def node_faults(sim: Simulator, tick: Tick) -> None:
@@ -75,9 +100,10 @@ def node_faults(sim: Simulator, tick: Tick) -> None:
     node are cancelled."""
     w, c, now = sim.world, sim.counters, tick.now
     failed, repaired = faults.fail_and_repair(w, sim.layout, sim.cfg, sim.node_index)
-    cancelled, exhausted = migration.cancel_broken(w, sim.cfg)
-    c.migrations_cancelled += cancelled.sum(1)
-    c.retries_exhausted += exhausted.sum(1)
+    if w.mig_active.any():  # migrations touching a dead node end cancelled
+        cancelled, exhausted = migration.cancel_broken(w, sim.cfg)
+        c.migrations_cancelled += cancelled.sum(1)
+        c.retries_exhausted += exhausted.sum(1)
     if failed.any():
         e, n = np.nonzero(failed)
         sim.events.add(e, "node_failed", now[e], node=n, cause=w.down_cause[e, n])
