@@ -7,7 +7,7 @@ compiled kernels and records its counters and events; :meth:`Simulator.step
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,7 +38,7 @@ class Tick:
     charged: np.ndarray | None = None  # (B, T) rows whose latency counts this tick
     latency_ms: np.ndarray | None = None  # (B, T)
     energy_j: np.ndarray | None = None  # (B, N) UAV energy drawn
-    terms: dict[str, np.ndarray] = field(default_factory=dict)  # unweighted, (B,) each
+    term_matrix: np.ndarray | None = None  # (len(REWARD_TERMS), B) unweighted terms
     counts: np.ndarray | None = None  # (B, 3) tasks completed, missed; rows dropped
 
 
@@ -206,17 +206,15 @@ def row_outcomes(sim: Simulator, tick: Tick) -> None:
         cfg.faults.priority_medium,
         compute.session_requests_per_tick(cfg),
     )
+    energy_kj = tick.energy_j.sum(1) / 1000.0
     c.downtime_s += tick.downtime
-    c.uav_energy_kj += tick.energy_j.sum(1) / 1000.0
-    tick.terms = {
-        "completion": settled[:, outcomes.COMPLETION],
-        "latency": settled[:, outcomes.LATENCY_S],
-        "deadline_miss": settled[:, outcomes.DEADLINE_MISS],
-        "drop": settled[:, outcomes.DROP],
-        "migration_cost": tick.migration_cost,
-        "downtime": tick.downtime,
-        "uav_energy": tick.energy_j.sum(1) / 1000.0,
-    }
+    c.uav_energy_kj += energy_kj
+    # rows in REWARD_TERMS order: completion, latency, deadline miss, drop (outcomes'
+    # columns), migration cost, downtime, UAV energy
+    matrix = np.empty((7, settled.shape[0]))
+    matrix[:4] = settled.T
+    matrix[4], matrix[5], matrix[6] = tick.migration_cost, tick.downtime, energy_kj
+    tick.term_matrix = matrix
 
 
 def controller(sim: Simulator, tick: Tick) -> None:

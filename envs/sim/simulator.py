@@ -30,8 +30,9 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
-from . import faults, formulas, ledger, migration, mobility, radio
+from . import faults, ledger, migration, mobility, radio
 from .config import ScenarioConfig
 from .layout import Layout, build_layout
 from .phases import PHASES, Tick
@@ -55,6 +56,41 @@ REWARD_TERMS = (
     "downtime",
     "uav_energy",
 )
+
+
+@njit(cache=True)
+def _count_started_kernel(
+    started, cost, mig_cost, mig_trigger, alpha, migrations_started, cost_total, cost_ewma,
+    triggers,
+):  # fmt: skip
+    """Count the migrations ``started`` (B, N): per trigger, their cost, and seed 000's
+    moving average of it (``formulas.ewma``; the first migration of an episode starts it).
+    Returns whether any started."""
+    B, N = started.shape
+    any_started = False
+    for b in range(B):
+        first = migrations_started[b] == 0
+        for n in range(N):
+            if started[b, n]:
+                any_started = True
+                migrations_started[b] += 1.0
+                triggers[b, mig_trigger[b, n]] += 1.0
+                new = mig_cost[b, n]
+                cost_ewma[b] = new if first else alpha * new + (1.0 - alpha) * cost_ewma[b]
+                first = False
+        cost_total[b] += cost[b]
+    return any_started
+
+
+@njit(cache=True)
+def _reward_kernel(coef, terms, out):
+    """``out[b] = sum_k coef[k] * terms[k, b]``, term by term in REWARD_TERMS order (a
+    matrix product's rounding would depend on the batch size)."""
+    for b in range(out.shape[0]):
+        r = 0.0
+        for k in range(coef.shape[0]):
+            r = r + coef[k] * terms[k, b]
+        out[b] = r
 
 
 @dataclass
@@ -161,14 +197,11 @@ class Simulator:
         w.tick += np.uint64(1)
         if self.check_invariants:
             ledger.check(w, lay)
-        # Term by term, element-wise: a matrix product's rounding depends on the batch
-        # size (BLAS kernels), which would break bit-identical single/batched runs.
-        reward = np.zeros(B)
-        for k, name in enumerate(REWARD_TERMS):
-            reward = reward + self._coef[k] * tick.terms[name]
+        reward = np.empty(B)
+        _reward_kernel(self._coef, tick.term_matrix, reward)
         return StepResult(
             reward=reward,
-            terms=tick.terms,
+            terms=dict(zip(REWARD_TERMS, tick.term_matrix, strict=True)),
             completed=tick.counts[:, 0],
             missed=tick.counts[:, 1],
             dropped=tick.counts[:, 2],
@@ -180,21 +213,13 @@ class Simulator:
     ) -> None:
         """Counters, EWMA cost and events of the migrations ``started`` (B, N) this tick."""
         w, c, cfg = self.world, self.counters, self.cfg
-        c.migrations_started += started.sum(1)
-        c.migration_cost_total += cost
-        if not started.any():
+        any_started = _count_started_kernel(
+            started, cost, w.mig_cost, w.mig_trigger, float(cfg.migration.ewma_alpha),
+            c.migrations_started, c.migration_cost_total, c.migration_cost_ewma, c.triggers,
+        )  # fmt: skip
+        if not any_started or not self.events.enabled:
             return
         e, n = np.nonzero(started)
-        np.add.at(c.triggers, (e, w.mig_trigger[e, n]), 1)
-        first = c.migrations_started - started.sum(1) == 0
-        for ee, nn in zip(e.tolist(), n.tolist(), strict=True):  # few per tick
-            new = w.mig_cost[ee, nn]
-            c.migration_cost_ewma[ee] = (
-                new
-                if first[ee]
-                else float(formulas.ewma(c.migration_cost_ewma[ee], new, cfg.migration.ewma_alpha))
-            )
-            first[ee] = False
         extra = {"attempt": w.retry_attempt[e, n]} if kind == "migration_retry" else {}
         self.events.add(
             e,

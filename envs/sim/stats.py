@@ -108,7 +108,9 @@ class Counters:
     def metric_table(self, task_state: np.ndarray, task_kind: np.ndarray) -> np.ndarray:
         """(B, len(METRICS)) float64: the episode metrics of every environment, in
         ``METRIC_NAMES`` order (one compiled pass)."""
-        columns = tuple(getattr(self, name) for name in _COLUMNS)
+        columns = self.__dict__.get("_columns")
+        if columns is None:  # the counters are only ever updated in place
+            columns = self.__dict__["_columns"] = tuple(getattr(self, n) for n in _COLUMNS)
         out = np.empty((task_state.shape[0], len(METRICS)))
         _metrics_kernel(columns, _PLAN, task_state, task_kind, out)
         return out

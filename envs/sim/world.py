@@ -8,6 +8,7 @@ indices (``env * N + node``) and uses ``np.bincount``.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -139,12 +140,8 @@ class World:
         building them every tick costs more than the kernel itself on small worlds."""
         calls = self.__dict__.setdefault("_bound", {})
         hit = calls.get(site)
-        if (
-            hit is None
-            or len(hit[0]) != len(depends)
-            or any(a is not b for a, b in zip(hit[0], depends, strict=True))
-        ):
-            hit = calls[site] = (depends, build())
+        if hit is None or not all(map(operator.is_, hit[0], depends)):
+            hit = calls[site] = (depends, build())  # every site passes a fixed-length tuple
         return hit[1]
 
 
