@@ -175,10 +175,25 @@ def heartbeats_and_detection(world: World, layout: Layout, cfg: ScenarioConfig) 
     return declared
 
 
-def expired_orphans(world: World, cfg: ScenarioConfig) -> np.ndarray:
-    """Orphans past ``orphan_timeout_s``: the (B, T) mask of tasks to drop."""
-    waited = world.time_s[:, None] - world.task_orphaned_s
-    return (world.task_state == ORPHANED) & (waited >= cfg.faults.orphan_timeout_s - 1e-9)
+@njit(cache=True)
+def _expired_kernel(task_state, task_orphaned_s, time_s, timeout_s, out):
+    for b in range(out.shape[0]):
+        for t in range(out.shape[1]):
+            waited = time_s[b] - task_orphaned_s[b, t]
+            if task_state[b, t] == ORPHANED and waited >= timeout_s - 1e-9:
+                out[b, t] = True
+
+
+def expired_orphans(world: World, cfg: ScenarioConfig, out: np.ndarray | None = None) -> np.ndarray:
+    """Orphans past ``orphan_timeout_s``: marked in the (B, T) mask ``out`` of rows to drop
+    (other entries are left as they are; a new all-False mask when None), returned."""
+    w = world
+    if out is None:
+        out = np.zeros(w.task_state.shape, bool)
+    _expired_kernel(
+        w.task_state, w.task_orphaned_s, w.time_s, float(cfg.faults.orphan_timeout_s), out
+    )
+    return out
 
 
 @njit(cache=True)

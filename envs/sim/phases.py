@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from . import compute, faults, migration, mobility, outcomes, radio, scheduler, sessions
+from .stats import add_row_counts
 from .triggers import node_triggers
 
 if TYPE_CHECKING:
@@ -60,6 +61,25 @@ def _gate_kernel(actions, ctrl_up, dt_s, retry_pending, decisions_ignored, contr
     return acting, pending
 
 
+@njit(cache=True)
+def _retry_work(retry_pending, view_up, ctrl_up, mig_active, cooldown_until_s, time_s):
+    """Whether the retry kernel has anything to do: a pending retry that is due (as
+    ``migration._retries_kernel`` decides it) or whose source is believed down."""
+    B, N = retry_pending.shape
+    for b in range(B):
+        for n in range(N):
+            if retry_pending[b, n] and (
+                not view_up[b, n]
+                or (
+                    ctrl_up[b]
+                    and not mig_active[b, n]
+                    and time_s[b] >= cooldown_until_s[b, n] - 1e-9
+                )
+            ):
+                return True
+    return False
+
+
 def decisions(sim: Simulator, tick: Tick) -> None:
     """1. The controller's decisions (ignored, counted, while it is out), then the due
     retries of failed migrations on their next peer (seed 003)."""
@@ -85,13 +105,15 @@ def decisions(sim: Simulator, tick: Tick) -> None:
         c.recovery_sum_s += dec["recovery_s"]
         tick.downtime += dec["restart_downtime_s"]
         tick.dropped |= dec["exhausted"]
-    if pending:
+    if pending and _retry_work(
+        w.retry_pending, w.view_up, w.ctrl_up, w.mig_active, w.cooldown_until_s, w.time_s
+    ):
         # triggers again: this tick's failovers changed what the nodes host
         code, urgency, *_ = node_triggers(w, lay, cfg)
         ret = migration.start_retries(w, lay, cfg, code, urgency)
-        c.migration_retries += ret["started"].sum(1)
+        add_row_counts(c.migration_retries, ret["started"])
         sim.count_started(ret["started"], ret["started_cost"], tick.now, "migration_retry")
-        c.retries_exhausted += ret["exhausted"].sum(1)
+        add_row_counts(c.retries_exhausted, ret["exhausted"])
         tick.migration_cost = tick.migration_cost + ret["started_cost"]
 
 
@@ -102,12 +124,12 @@ def node_faults(sim: Simulator, tick: Tick) -> None:
     failed, repaired = faults.fail_and_repair(w, sim.layout, sim.cfg, sim.node_index)
     if w.mig_active.any():  # migrations touching a dead node end cancelled
         cancelled, exhausted = migration.cancel_broken(w, sim.cfg)
-        c.migrations_cancelled += cancelled.sum(1)
-        c.retries_exhausted += exhausted.sum(1)
-    if failed.any():
+        add_row_counts(c.migrations_cancelled, cancelled)
+        add_row_counts(c.retries_exhausted, exhausted)
+    if sim.events.enabled and failed.any():
         e, n = np.nonzero(failed)
         sim.events.add(e, "node_failed", now[e], node=n, cause=w.down_cause[e, n])
-    if repaired.any():
+    if sim.events.enabled and repaired.any():
         e, n = np.nonzero(repaired)
         sim.events.add(e, "node_repaired", now[e], node=n)
 
@@ -117,8 +139,8 @@ def heartbeats(sim: Simulator, tick: Tick) -> None:
     orphans past their timeout are marked for dropping."""
     w = sim.world
     declared = faults.heartbeats_and_detection(w, sim.layout, sim.cfg)
-    sim.counters.failures_detected += declared.sum(1)
-    if declared.any():
+    add_row_counts(sim.counters.failures_detected, declared)
+    if sim.events.enabled and declared.any():
         e, n = np.nonzero(declared)
         sim.events.add(
             e,
@@ -128,7 +150,7 @@ def heartbeats(sim: Simulator, tick: Tick) -> None:
             down_since_s=w.down_since_s[e, n],
             cause=w.down_cause[e, n],
         )
-    tick.dropped |= faults.expired_orphans(w, sim.cfg)
+    faults.expired_orphans(w, sim.cfg, out=tick.dropped)
 
 
 def vehicles(sim: Simulator, tick: Tick) -> None:
@@ -166,28 +188,45 @@ def work(sim: Simulator, tick: Tick) -> None:
     tick.downtime += compute.downtime_s(w, serving, blocked, cfg.dt_s)
 
 
+@njit(cache=True)
+def _count_due(due, success, mig_downtime_s, completed, failed, switch_downtime_s):
+    """Count the migrations ending this tick, before they are closed; whether any ends."""
+    any_due = False
+    for b in range(due.shape[0]):
+        for n in range(due.shape[1]):
+            if due[b, n]:
+                any_due = True
+                if success[b, n]:
+                    completed[b] += 1.0
+                    switch_downtime_s[b] += mig_downtime_s[b, n]
+                else:
+                    failed[b] += 1.0
+    return any_due
+
+
 def migration_outcomes(sim: Simulator, tick: Tick) -> None:
     """8. Migrations ending this tick commit (two-phase handoff) or roll back."""
     due, success = tick.due, tick.success
-    if not due.any():
-        return
     w, c = sim.world, sim.counters
-    e, n = np.nonzero(due)
-    sim.events.add(
-        e,
-        "migration_ended",
-        tick.now[e],
-        source=n,
-        target=w.mig_target[e, n],
-        success=success[e, n],
-        cost=w.mig_cost[e, n],
-    )
-    c.migrations_completed += success.sum(1)
-    c.migrations_failed += (due & ~success).sum(1)
-    c.migration_downtime_s += np.where(success, w.mig_downtime_s, 0.0).sum(1)
+    if not _count_due(
+        due, success, w.mig_downtime_s, c.migrations_completed, c.migrations_failed,
+        c.migration_downtime_s,
+    ):  # fmt: skip
+        return
+    if sim.events.enabled:
+        e, n = np.nonzero(due)
+        sim.events.add(
+            e,
+            "migration_ended",
+            tick.now[e],
+            source=n,
+            target=w.mig_target[e, n],
+            success=success[e, n],
+            cost=w.mig_cost[e, n],
+        )
     retry_ok, exhausted = migration.finish(w, sim.cfg, due, success)
-    c.retries_succeeded += retry_ok.sum(1)
-    c.retries_exhausted += exhausted.sum(1)
+    add_row_counts(c.retries_succeeded, retry_ok)
+    add_row_counts(c.retries_exhausted, exhausted)
 
 
 def row_outcomes(sim: Simulator, tick: Tick) -> None:
