@@ -162,7 +162,7 @@ def vehicles(sim: Simulator, tick: Tick) -> None:
 
 def access_links(sim: Simulator, tick: Tick) -> None:
     """5. The access node and rate of every vehicle."""
-    radio.update_access_links(sim.world, sim.layout, sim.cfg.radio)
+    radio.update_access_links(sim.world, sim.layout, sim.cfg.radio, sim.switches["radio"])
 
 
 def arrivals(sim: Simulator, tick: Tick) -> None:

@@ -23,10 +23,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import prange
 
 from .config import RadioConfig
 from .layout import Layout
+from .parallel import Switch, compile_both
 from .world import World
 
 
@@ -43,15 +44,14 @@ def shannon_rate_mbps(bandwidth_mhz: float, sinr_linear: np.ndarray) -> np.ndarr
     return bandwidth_mhz * np.log2(1.0 + sinr_linear)
 
 
-@njit(cache=True)
-def _access_links_kernel(
+def _access_links(
     veh_x, veh_y, veh_active, node_up, pos_xyz, coverage_m, gain_mw, half_exponent,
     noise_mw, interference_factor, bandwidth_mhz, access_out, rate_out,
 ):  # fmt: skip
     """Fills ``access_out`` (B, V) and ``rate_out`` (B, V) in place."""
     B, V = veh_x.shape
     N = pos_xyz.shape[0]
-    for b in range(B):
+    for b in prange(B):
         for v in range(V):
             access_out[b, v] = -1
             rate_out[b, v] = 0.0
@@ -77,6 +77,9 @@ def _access_links_kernel(
                 sinr = signal_mw / (noise_mw + interference)
                 access_out[b, v] = best
                 rate_out[b, v] = bandwidth_mhz * math.log2(1.0 + sinr)
+
+
+_access_links_kernel, _access_links_parallel = compile_both("access_links", _access_links)
 
 
 def access_links(
@@ -112,12 +115,18 @@ def _radio_args(layout: Layout, radio: RadioConfig) -> tuple:
     )
 
 
-def update_access_links(world: World, layout: Layout, radio: RadioConfig) -> None:
+def update_access_links(
+    world: World, layout: Layout, radio: RadioConfig, switch: Switch | None = None
+) -> None:
     """Recompute every vehicle's access node and rate into the world's ``veh_access`` and
-    ``veh_rate_mbps`` (at reset and in step 5 of every tick)."""
+    ``veh_rate_mbps`` (at reset and in step 5 of every tick), with the variant
+    ``switch`` chooses (serial when None)."""
     w = world
     args = w.bound("access_links", (layout, radio), lambda: (
         w.veh_x, w.veh_y, w.veh_active, w.node_up, *_radio_args(layout, radio),
         w.veh_access, w.veh_rate_mbps,
     ))  # fmt: skip
-    _access_links_kernel(*args)
+    if switch is None:
+        _access_links_kernel(*args)
+    else:
+        switch.run(*args)

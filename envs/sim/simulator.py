@@ -35,6 +35,7 @@ from numba import njit
 from . import faults, ledger, migration, mobility, radio
 from .config import ScenarioConfig
 from .layout import Layout, build_layout
+from .parallel import Switch
 from .phases import PHASES, Tick
 from .rng import Stream, uniform
 from .stats import METRIC_NAMES, Counters, EventLog
@@ -136,6 +137,8 @@ class Simulator:
         self._weights = np.array([getattr(cfg.reward, k) for k in REWARD_TERMS])
         signs = np.array([1.0] + [-1.0] * (len(REWARD_TERMS) - 1))  # completion is a gain
         self._coef = signs * self._weights
+        # serial or parallel variant of the batch-parallel kernels (parallel.Switch)
+        self.switches = {"radio": Switch("access_links", batch_size)}
         # Set to {} to accumulate seconds per tick phase (the benchmark does).
         self.phase_times: dict[str, float] | None = None
         self._t_mark = 0.0

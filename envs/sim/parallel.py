@@ -1,0 +1,115 @@
+"""Serial or parallel: which compiled variant of a per-environment kernel a batch runs.
+
+Kernels whose environments are independent (one ``prange`` loop over the batch
+axis, no scratch shared between rows) are compiled twice from one Python
+function: serially and with ``parallel=True``. Both run the same arithmetic
+on each row, so a row's results are bit-identical whichever runs (a test holds
+this); only the wall time differs.
+
+Threads pay on a large batch of an idle machine and lose on a small batch or a
+busy one (a thread waiting for a core stalls the whole batch). :class:`Switch`
+decides per call site: serial below ``min_batch`` environments or with one
+thread; above it, it times both variants now and then and keeps the faster.
+``ROADEDGE_PARALLEL=0`` (or ``1``) forces the serial (or parallel) variant.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import types
+
+import numba
+from numba import njit
+
+#: Smallest batch for which the parallel variant is tried.
+MIN_BATCH = 16
+#: Calls between two trials of the variant not in use.
+RETRY_EVERY = 200
+
+
+#: name -> (serial, parallel) variants, for :class:`Switch` (which pickles by name).
+KERNELS: dict[str, tuple] = {}
+
+
+def compile_both(name: str, fn):
+    """Register and return the serial and parallel compiled variants of ``fn`` (which
+    loops over the batch with ``prange``)."""
+    # Numba's disk cache keys a function by its qualified name, not by its compile
+    # options: the parallel variant compiles a copy of ``fn`` under another name.
+    twin = types.FunctionType(
+        fn.__code__, fn.__globals__, fn.__name__ + "_parallel", fn.__defaults__, fn.__closure__
+    )
+    twin.__qualname__ = fn.__qualname__ + "_parallel"
+    KERNELS[name] = (njit(cache=True)(fn), njit(cache=True, parallel=True)(twin))
+    return KERNELS[name]
+
+
+def _forced() -> bool | None:
+    value = os.environ.get("ROADEDGE_PARALLEL", "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return None
+
+
+class Switch:
+    """Chooses, call after call, the faster of a kernel's serial and parallel variants.
+
+    Each call of :meth:`run` times the variant it ran (two clock reads). The
+    parallel variant is first tried on the second call; from then on the variant
+    with the lower moving average of seconds per call runs, and the other one
+    is retried every ``RETRY_EVERY`` calls (the machine's load changes).
+    """
+
+    def __init__(self, kernel: str, batch_size: int):
+        self.kernel, self.batch_size = kernel, batch_size
+        self.variants = KERNELS[kernel]
+        forced = _forced()
+        threads = numba.config.NUMBA_NUM_THREADS
+        if forced is not None:
+            self.candidates = (1,) if forced else (0,)
+        elif batch_size < MIN_BATCH or threads < 2:
+            self.candidates = (0,)
+        else:
+            self.candidates = (0, 1)
+        self.mean_s = [0.0, 0.0]
+        self.runs = [0, 0]
+        self.calls = 0
+
+    def __getstate__(self):
+        return {"kernel": self.kernel, "batch_size": self.batch_size}
+
+    def __setstate__(self, state):
+        self.__init__(state["kernel"], state["batch_size"])
+
+    def choose(self) -> int:
+        if len(self.candidates) == 1:
+            return self.candidates[0]
+        self.calls += 1
+        for k in (0, 1):
+            if self.runs[k] < 2:  # each variant's first call may load it from the cache
+                return k
+        best = 0 if self.mean_s[0] <= self.mean_s[1] else 1
+        if self.calls % RETRY_EVERY == 0:
+            return 1 - best
+        return best
+
+    def run(self, *args):
+        k = self.choose()
+        if len(self.candidates) == 1:
+            return self.variants[k](*args)
+        start = time.perf_counter()
+        out = self.variants[k](*args)
+        elapsed = time.perf_counter() - start
+        n = self.runs[k]
+        self.mean_s[k] = elapsed if n <= 1 else 0.8 * self.mean_s[k] + 0.2 * elapsed
+        self.runs[k] = n + 1
+        return out
+
+    @property
+    def parallel_share(self) -> float:
+        """Share of the timed calls that ran the parallel variant."""
+        total = self.runs[0] + self.runs[1]
+        return self.runs[1] / total if total else 0.0
