@@ -36,8 +36,9 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
+from . import parallel
 from .config import ScenarioConfig
 from .formulas import (
     migration_cost_at,
@@ -49,6 +50,7 @@ from .formulas import (
 )
 from .layout import Layout
 from .ledger import commit_row, dispatch_row, reserve_row, unreserve_row
+from .parallel import compile_both
 from .rng import Stream, uniform_at
 from .triggers import Trigger, node_triggers
 from .world import KIND_SESSION, ORPHANED, RUNNING, World
@@ -383,102 +385,119 @@ def _clear_chain(retry_pending, retry_attempt, retry_tried, task_retry_src, b, w
 
 
 @njit(cache=True)
-def _decisions_kernel(ws, ls, p, actions, code, urgency, mask, invalid, started, started_cost,
-                      failovers, failover_failed, recovery_s, restart_s, exhausted):  # fmt: skip
+def _decide_env(
+    w, lay, p, actions, code, urgency, mask, invalid, started, started_cost, failovers,
+    failover_failed, recovery_s, restart_s, exhausted, hop_s, present, serves, rows, src,
+    tgt, prio, key, near, orphan, keep, keep2, has_near, n_rows, state_mb, target, b,
+):  # fmt: skip
+    """The body of :func:`_decisions` for environment ``b``."""
+    T, N = w.task_state.shape[1], code.shape[1]
+    _mask_env(w, lay, b, present, serves, mask[b])
+    now = w.time_s[b]
+    invalid[b] = 0
+    for n in range(N):
+        if actions[b, n] > 0 and not mask[b, n, actions[b, n]]:
+            invalid[b] += 1
+    K = 0
+    for t in range(T):
+        host = w.task_host[b, t]
+        s, is_orphan = _source_of(
+            w.task_state[b, t], host, w.task_mig_target[b, t], w.task_origin[b, t],
+            w.view_up[b, max(host, 0)],
+        )  # fmt: skip
+        if s < 0:
+            continue
+        a = actions[b, s]
+        if a <= 0 or not mask[b, s, a] or not lay.capability[a - 1, w.task_service[b, t]]:
+            continue
+        v = w.task_vehicle[b, t]
+        rows[K], src[K], tgt[K], orphan[K] = t, s, a - 1, is_orphan
+        near[K] = w.veh_access[b, v] == a - 1 and w.veh_active[b, v]
+        # seed 000 priority; sessions first among attached rows of a migration only; a
+        # failover serves high priority levels first (seed 001), then the same formula
+        pr = task_priority_at(urgency[b, s], w.task_deadline_s[b, t] - now)
+        session = w.task_kind[b, t] == KIND_SESSION and not is_orphan
+        pr = selection_priority_at(pr, near[K], session)
+        prio[K] = w.task_priority[b, t] + pr if is_orphan else pr
+        K += 1
+    # a migration toward the vehicles attached to its target moves only those; with
+    # none attached it is an offload (seed 000's overload case) and takes the best rows
+    has_near[:] = False
+    for k in range(K):
+        if near[k] and not orphan[k]:
+            has_near[src[k]] = True
+    for k in range(K):
+        keep[k] = orphan[k] or near[k] or not has_near[src[k]]
+    _admit(
+        lay.max_jobs, w.slots_used, w.slots_reserved, p.max_tasks, b, K, src, tgt, prio,
+        keep, key, keep2,
+    )  # fmt: skip
+    started_cost[b] = _start_migrations(
+        w, lay, p, b, K, rows, src, tgt, keep, orphan, code, urgency, n_rows, state_mb,
+        target, started,
+    )  # fmt: skip
+    for n in range(N):  # a controller migration opens a new retry chain (seed 003)
+        if started[b, n]:
+            w.mig_retry[b, n] = False
+            w.retry_attempt[b, n] = 1
+            w.retry_tried[b, n, :] = False
+            w.retry_tried[b, n, w.mig_target[b, n]] = True
+    failovers[b] = failover_failed[b] = 0
+    recovery_s[b] = restart_s[b] = 0.0
+    exhausted[b, :] = False
+    for k in range(K):
+        if not (keep[k] and orphan[k]):
+            continue
+        t, m = rows[k], tgt[k]
+        if not w.node_up[b, m]:  # the controller's view of the target was stale
+            w.task_attempts[b, t] += 1
+            failover_failed[b] += 1
+            exhausted[b, t] = w.task_attempts[b, t] >= p.max_reassignment_attempts
+            continue
+        backup = w.task_backup[b, t]
+        restore = p.replication and backup >= 0 and w.node_up[b, max(backup, 0)]
+        if restore:  # from the replica: its state over the backhaul (none if local)
+            delay = 0.0
+            if backup != m:
+                delay = transfer_time_at(w.task_state_mb[b, t], p.backhaul_mbps)
+                delay += lay.hops[backup, m] * hop_s
+            w.task_done[b, t] = w.task_replica[b, t]
+        else:  # from scratch: the input again
+            delay = transfer_time_at(w.task_input_mb[b, t], p.backhaul_mbps)
+            w.task_done[b, t] = 0.0
+        w.task_replica[b, t] = w.task_done[b, t]
+        dispatch_row(w.slots_used, w.task_state, w.task_host, w.task_origin, b, t, m)
+        w.task_ready_s[b, t] = now + delay
+        w.veh_serving[b, w.task_vehicle[b, t]] = m
+        failovers[b] += 1
+        recovery_s[b] += now + delay - w.task_interrupted_s[b, t]
+        restart_s[b] += delay
+        w.task_interrupted_s[b, t] = np.nan
+
+
+def _decisions(ws, ls, p, actions, code, urgency, mask, invalid, started, started_cost,
+               failovers, failover_failed, recovery_s, restart_s, exhausted):  # fmt: skip
     w, lay = MigrationState(*ws), LayoutArrays(*ls)
     B, T = w.task_state.shape
     N = actions.shape[1]
-    present = np.empty((N, lay.capability.shape[1]), np.bool_)
-    serves = np.empty((N, N), np.bool_)
-    rows, src, tgt = np.empty(T, np.int64), np.empty(T, np.int64), np.empty(T, np.int64)
-    prio, key = np.empty(T), np.empty(T)
-    near, orphan = np.empty(T, np.bool_), np.empty(T, np.bool_)
-    keep, keep2 = np.empty(T, np.bool_), np.empty(T, np.bool_)
-    has_near = np.empty(N, np.bool_)
-    n_rows, state_mb, target = np.empty(N, np.int64), np.empty(N), np.empty(N, np.int64)
+    S = lay.capability.shape[1]
     hop_s = p.hop_latency_ms / 1000.0
-    for b in range(B):
-        _mask_env(w, lay, b, present, serves, mask[b])
-        now = w.time_s[b]
-        invalid[b] = 0
-        for n in range(N):
-            if actions[b, n] > 0 and not mask[b, n, actions[b, n]]:
-                invalid[b] += 1
-        K = 0
-        for t in range(T):
-            host = w.task_host[b, t]
-            s, is_orphan = _source_of(
-                w.task_state[b, t], host, w.task_mig_target[b, t], w.task_origin[b, t],
-                w.view_up[b, max(host, 0)],
+    chunks = min(B, parallel.CHUNKS)
+    for c in prange(chunks):  # scratch per chunk of the batch: the parallel variant shares none
+        present, serves = np.empty((N, S), np.bool_), np.empty((N, N), np.bool_)
+        rows, src, tgt = np.empty(T, np.int64), np.empty(T, np.int64), np.empty(T, np.int64)
+        prio, key = np.empty(T), np.empty(T)
+        near, orphan = np.empty(T, np.bool_), np.empty(T, np.bool_)
+        keep, keep2 = np.empty(T, np.bool_), np.empty(T, np.bool_)
+        has_near = np.empty(N, np.bool_)
+        n_rows, state_mb, target = np.empty(N, np.int64), np.empty(N), np.empty(N, np.int64)
+        for b in range(c * B // chunks, (c + 1) * B // chunks):
+            _decide_env(
+                w, lay, p, actions, code, urgency, mask, invalid, started,
+                started_cost, failovers, failover_failed, recovery_s, restart_s,
+                exhausted, hop_s, present, serves, rows, src, tgt, prio, key, near,
+                orphan, keep, keep2, has_near, n_rows, state_mb, target, b,
             )  # fmt: skip
-            if s < 0:
-                continue
-            a = actions[b, s]
-            if a <= 0 or not mask[b, s, a] or not lay.capability[a - 1, w.task_service[b, t]]:
-                continue
-            v = w.task_vehicle[b, t]
-            rows[K], src[K], tgt[K], orphan[K] = t, s, a - 1, is_orphan
-            near[K] = w.veh_access[b, v] == a - 1 and w.veh_active[b, v]
-            # seed 000 priority; sessions first among attached rows of a migration only; a
-            # failover serves high priority levels first (seed 001), then the same formula
-            pr = task_priority_at(urgency[b, s], w.task_deadline_s[b, t] - now)
-            session = w.task_kind[b, t] == KIND_SESSION and not is_orphan
-            pr = selection_priority_at(pr, near[K], session)
-            prio[K] = w.task_priority[b, t] + pr if is_orphan else pr
-            K += 1
-        # a migration toward the vehicles attached to its target moves only those; with
-        # none attached it is an offload (seed 000's overload case) and takes the best rows
-        has_near[:] = False
-        for k in range(K):
-            if near[k] and not orphan[k]:
-                has_near[src[k]] = True
-        for k in range(K):
-            keep[k] = orphan[k] or near[k] or not has_near[src[k]]
-        _admit(
-            lay.max_jobs, w.slots_used, w.slots_reserved, p.max_tasks, b, K, src, tgt, prio,
-            keep, key, keep2,
-        )  # fmt: skip
-        started_cost[b] = _start_migrations(
-            w, lay, p, b, K, rows, src, tgt, keep, orphan, code, urgency, n_rows, state_mb,
-            target, started,
-        )  # fmt: skip
-        for n in range(N):  # a controller migration opens a new retry chain (seed 003)
-            if started[b, n]:
-                w.mig_retry[b, n] = False
-                w.retry_attempt[b, n] = 1
-                w.retry_tried[b, n, :] = False
-                w.retry_tried[b, n, w.mig_target[b, n]] = True
-        failovers[b] = failover_failed[b] = 0
-        recovery_s[b] = restart_s[b] = 0.0
-        exhausted[b, :] = False
-        for k in range(K):
-            if not (keep[k] and orphan[k]):
-                continue
-            t, m = rows[k], tgt[k]
-            if not w.node_up[b, m]:  # the controller's view of the target was stale
-                w.task_attempts[b, t] += 1
-                failover_failed[b] += 1
-                exhausted[b, t] = w.task_attempts[b, t] >= p.max_reassignment_attempts
-                continue
-            backup = w.task_backup[b, t]
-            restore = p.replication and backup >= 0 and w.node_up[b, max(backup, 0)]
-            if restore:  # from the replica: its state over the backhaul (none if local)
-                delay = 0.0
-                if backup != m:
-                    delay = transfer_time_at(w.task_state_mb[b, t], p.backhaul_mbps)
-                    delay += lay.hops[backup, m] * hop_s
-                w.task_done[b, t] = w.task_replica[b, t]
-            else:  # from scratch: the input again
-                delay = transfer_time_at(w.task_input_mb[b, t], p.backhaul_mbps)
-                w.task_done[b, t] = 0.0
-            w.task_replica[b, t] = w.task_done[b, t]
-            dispatch_row(w.slots_used, w.task_state, w.task_host, w.task_origin, b, t, m)
-            w.task_ready_s[b, t] = now + delay
-            w.veh_serving[b, w.task_vehicle[b, t]] = m
-            failovers[b] += 1
-            recovery_s[b] += now + delay - w.task_interrupted_s[b, t]
-            restart_s[b] += delay
-            w.task_interrupted_s[b, t] = np.nan
 
 
 def action_mask(world: World, layout: Layout, cfg: ScenarioConfig) -> np.ndarray:
@@ -490,6 +509,9 @@ def action_mask(world: World, layout: Layout, cfg: ScenarioConfig) -> np.ndarray
     mask = np.empty((B, N, N + 1), dtype=bool)
     _mask_kernel(world.subset_arrays(MaskState), layout_tuple(layout), mask)
     return mask
+
+
+_decisions_kernel, _decisions_parallel = compile_both("decisions", _decisions)
 
 
 def apply_decisions(
@@ -527,7 +549,8 @@ def apply_decisions(
         "restart_downtime_s": np.empty(B),
         "exhausted": np.empty((B, T), bool),
     }
-    _decisions_kernel(
+    parallel.run(
+        world, "decisions", B,
         world.subset_arrays(MigrationState), layout_tuple(layout), migration_params(cfg), actions,
         code, urgency, np.empty((B, N, N + 1), bool),
         *out.values(),
@@ -539,105 +562,123 @@ def apply_decisions(
 
 
 @njit(cache=True)
-def _retries_kernel(ws, ls, p, code, urgency, started, started_cost, exhausted):
+def _retry_env(
+    w, lay, p, code, urgency, started, started_cost, exhausted, orphan, due, gone, has_rows,
+    best, serves, rows, src, tgt, prio, key, keep, keep2, n_rows, state_mb, target, b,
+):  # fmt: skip
+    """The body of :func:`_retries` for environment ``b``."""
+    T, N = w.task_state.shape[1], code.shape[1]
+    now = w.time_s[b]
+    started[b, :] = False
+    started_cost[b] = 0.0
+    exhausted[b, :] = False
+    if not w.retry_pending[b].any():
+        return
+    for n in range(N):
+        pending = w.retry_pending[b, n]
+        due[n] = (
+            pending
+            and w.view_up[b, n]
+            and w.ctrl_up[b]
+            and not w.mig_active[b, n]
+            and now >= w.cooldown_until_s[b, n] - 1e-9
+        )
+        gone[n] = pending and not w.view_up[b, n]  # its source is believed down
+        has_rows[n] = False
+    # the rows of a due retry: still running on its source and not migrating
+    serves[:, :] = False
+    for t in range(T):
+        host = w.task_host[b, t]
+        if (
+            w.task_state[b, t] == RUNNING
+            and w.task_mig_target[b, t] < 0
+            and w.task_retry_src[b, t] == host
+            and due[host]
+        ):
+            has_rows[host] = True
+            for m in range(N):
+                if lay.capability[m, w.task_service[b, t]]:
+                    serves[host, m] = True
+    # the target: the valid untried node of best seed 000 score (ties: lowest index)
+    for n in range(N):
+        best[n] = -1
+        if not (due[n] and has_rows[n]):
+            gone[n] |= due[n]  # its rows are gone: the chain ends silently
+            continue
+        w_cap = p.uav_capacity_weight if lay.is_uav[n] else p.rsu_capacity_weight
+        top = -np.inf
+        for m in range(N):
+            if (
+                serves[n, m]
+                and not w.retry_tried[b, n, m]
+                and m != n
+                and w.view_up[b, m]
+                and _free_slots(lay.max_jobs, w.slots_used, w.slots_reserved, b, m) > 0
+            ):
+                load = (w.slots_used[b, m] + w.slots_reserved[b, m]) / lay.max_jobs[m]
+                score = target_score_at(load, lay.distance_m[n, m], w_cap, p.distance_scale_m)
+                if best[n] < 0 or score > top:
+                    best[n], top = m, score
+        if best[n] < 0:  # no untried target is valid: the chain is exhausted
+            exhausted[b, n] = True
+            gone[n] = True
+    K = 0
+    for t in range(T):
+        host = w.task_host[b, t]
+        if (
+            w.task_state[b, t] != RUNNING
+            or w.task_mig_target[b, t] >= 0
+            or w.task_retry_src[b, t] != host
+            or not due[host]
+            or best[host] < 0
+            or not lay.capability[best[host], w.task_service[b, t]]
+        ):
+            continue
+        rows[K], src[K], tgt[K] = t, host, best[host]
+        prio[K] = task_priority_at(urgency[b, host], w.task_deadline_s[b, t] - now)
+        keep[K] = True
+        K += 1
+    _admit(
+        lay.max_jobs, w.slots_used, w.slots_reserved, p.max_tasks, b, K, src, tgt, prio,
+        keep, key, keep2,
+    )  # fmt: skip
+    started_cost[b] = _start_migrations(
+        w, lay, p, b, K, rows, src, tgt, keep, orphan, code, urgency, n_rows, state_mb,
+        target, started,
+    )  # fmt: skip
+    for n in range(N):
+        if started[b, n]:
+            w.mig_retry[b, n] = True
+            w.retry_attempt[b, n] += 1
+            w.retry_tried[b, n, w.mig_target[b, n]] = True
+            w.retry_pending[b, n] = False
+    _clear_chain(w.retry_pending, w.retry_attempt, w.retry_tried, w.task_retry_src, b, gone)
+    _clear_rows(w.task_retry_src, b, started[b])
+
+
+def _retries(ws, ls, p, code, urgency, started, started_cost, exhausted):
     w, lay = MigrationState(*ws), LayoutArrays(*ls)
     B, T = w.task_state.shape
     N = code.shape[1]
-    due, gone = np.empty(N, np.bool_), np.empty(N, np.bool_)
-    has_rows, best = np.empty(N, np.bool_), np.empty(N, np.int64)
-    serves = np.empty((N, N), np.bool_)
-    rows, src, tgt = np.empty(T, np.int64), np.empty(T, np.int64), np.empty(T, np.int64)
-    prio, key = np.empty(T), np.empty(T)
-    orphan = np.zeros(T, np.bool_)
-    keep, keep2 = np.empty(T, np.bool_), np.empty(T, np.bool_)
-    n_rows, state_mb, target = np.empty(N, np.int64), np.empty(N), np.empty(N, np.int64)
-    for b in range(B):
-        now = w.time_s[b]
-        started[b, :] = False
-        started_cost[b] = 0.0
-        exhausted[b, :] = False
-        if not w.retry_pending[b].any():
-            continue
-        for n in range(N):
-            pending = w.retry_pending[b, n]
-            due[n] = (
-                pending
-                and w.view_up[b, n]
-                and w.ctrl_up[b]
-                and not w.mig_active[b, n]
-                and now >= w.cooldown_until_s[b, n] - 1e-9
-            )
-            gone[n] = pending and not w.view_up[b, n]  # its source is believed down
-            has_rows[n] = False
-        # the rows of a due retry: still running on its source and not migrating
-        serves[:, :] = False
-        for t in range(T):
-            host = w.task_host[b, t]
-            if (
-                w.task_state[b, t] == RUNNING
-                and w.task_mig_target[b, t] < 0
-                and w.task_retry_src[b, t] == host
-                and due[host]
-            ):
-                has_rows[host] = True
-                for m in range(N):
-                    if lay.capability[m, w.task_service[b, t]]:
-                        serves[host, m] = True
-        # the target: the valid untried node of best seed 000 score (ties: lowest index)
-        for n in range(N):
-            best[n] = -1
-            if not (due[n] and has_rows[n]):
-                gone[n] |= due[n]  # its rows are gone: the chain ends silently
-                continue
-            w_cap = p.uav_capacity_weight if lay.is_uav[n] else p.rsu_capacity_weight
-            top = -np.inf
-            for m in range(N):
-                if (
-                    serves[n, m]
-                    and not w.retry_tried[b, n, m]
-                    and m != n
-                    and w.view_up[b, m]
-                    and _free_slots(lay.max_jobs, w.slots_used, w.slots_reserved, b, m) > 0
-                ):
-                    load = (w.slots_used[b, m] + w.slots_reserved[b, m]) / lay.max_jobs[m]
-                    score = target_score_at(load, lay.distance_m[n, m], w_cap, p.distance_scale_m)
-                    if best[n] < 0 or score > top:
-                        best[n], top = m, score
-            if best[n] < 0:  # no untried target is valid: the chain is exhausted
-                exhausted[b, n] = True
-                gone[n] = True
-        K = 0
-        for t in range(T):
-            host = w.task_host[b, t]
-            if (
-                w.task_state[b, t] != RUNNING
-                or w.task_mig_target[b, t] >= 0
-                or w.task_retry_src[b, t] != host
-                or not due[host]
-                or best[host] < 0
-                or not lay.capability[best[host], w.task_service[b, t]]
-            ):
-                continue
-            rows[K], src[K], tgt[K] = t, host, best[host]
-            prio[K] = task_priority_at(urgency[b, host], w.task_deadline_s[b, t] - now)
-            keep[K] = True
-            K += 1
-        _admit(
-            lay.max_jobs, w.slots_used, w.slots_reserved, p.max_tasks, b, K, src, tgt, prio,
-            keep, key, keep2,
-        )  # fmt: skip
-        started_cost[b] = _start_migrations(
-            w, lay, p, b, K, rows, src, tgt, keep, orphan, code, urgency, n_rows, state_mb,
-            target, started,
-        )  # fmt: skip
-        for n in range(N):
-            if started[b, n]:
-                w.mig_retry[b, n] = True
-                w.retry_attempt[b, n] += 1
-                w.retry_tried[b, n, w.mig_target[b, n]] = True
-                w.retry_pending[b, n] = False
-        _clear_chain(w.retry_pending, w.retry_attempt, w.retry_tried, w.task_retry_src, b, gone)
-        _clear_rows(w.task_retry_src, b, started[b])
+    orphan = np.zeros(T, np.bool_)  # read only: retried rows are never orphans
+    chunks = min(B, parallel.CHUNKS)
+    for c in prange(chunks):  # scratch per chunk of the batch: the parallel variant shares none
+        due, gone = np.empty(N, np.bool_), np.empty(N, np.bool_)
+        has_rows, best = np.empty(N, np.bool_), np.empty(N, np.int64)
+        serves = np.empty((N, N), np.bool_)
+        rows, src, tgt = np.empty(T, np.int64), np.empty(T, np.int64), np.empty(T, np.int64)
+        prio, key = np.empty(T), np.empty(T)
+        keep, keep2 = np.empty(T, np.bool_), np.empty(T, np.bool_)
+        n_rows, state_mb, target = np.empty(N, np.int64), np.empty(N), np.empty(N, np.int64)
+        for b in range(c * B // chunks, (c + 1) * B // chunks):
+            _retry_env(
+                w, lay, p, code, urgency, started, started_cost, exhausted, orphan,
+                due, gone, has_rows, best, serves, rows, src, tgt, prio, key, keep,
+                keep2, n_rows, state_mb, target, b,
+            )  # fmt: skip
+
+
+_retries_kernel, _retries_parallel = compile_both("retries", _retries)
 
 
 def start_retries(
@@ -667,7 +708,8 @@ def start_retries(
         "started_cost": np.empty(B),
         "exhausted": np.empty((B, N), bool),
     }
-    _retries_kernel(
+    parallel.run(
+        world, "retries", B,
         world.subset_arrays(MigrationState), layout_tuple(layout), migration_params(cfg), code,
         urgency,
         *out.values(),

@@ -24,6 +24,9 @@ from numba import njit
 
 #: Smallest batch for which the parallel variant is tried.
 MIN_BATCH = 16
+#: Chunks a kernel with per-row scratch splits its batch into (scratch is allocated per
+#: chunk, so no two threads share it).
+CHUNKS = 8
 #: Calls between two trials of the variant not in use.
 RETRY_EVERY = 200
 
@@ -113,3 +116,13 @@ class Switch:
         """Share of the timed calls that ran the parallel variant."""
         total = self.runs[0] + self.runs[1]
         return self.runs[1] / total if total else 0.0
+
+
+def run(owner, kernel: str, batch_size: int, *args):
+    """Run registered ``kernel`` on ``args`` with the variant the switch kept on ``owner``
+    (the world whose rows it computes; one switch per kernel) chooses."""
+    switches = owner.__dict__.setdefault("_switches", {})
+    switch = switches.get(kernel)
+    if switch is None:
+        switch = switches[kernel] = Switch(kernel, batch_size)
+    return switch.run(*args)
