@@ -14,9 +14,11 @@ with the message and no traceback; it is also a ``ValueError`` for library calle
 from __future__ import annotations
 
 import os
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 USAGE_EXIT_CODE = 2
 
@@ -48,6 +50,48 @@ def run(prog: str, body: Callable[[], int]) -> int:
         return body()
     except UsageError as exc:
         raise fail(prog, exc.message) from None
+
+
+def parse_pairs(items: Sequence[str], flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` command-line pairs, each value read as YAML (numbers, bools, lists,
+    dicts; ``1e-3`` is a float, as in YAML 1.2); ``flag`` (``--env-kwargs``, ``--hp``)
+    names the option in the error.
+
+    The one parser of this syntax for ``roadedge-eval``, ``roadedge-show`` and
+    ``train.py``. A pair without a key or without ``=``, or a value YAML cannot read
+    (``[1``, ``!!int abc``, ``!!timestamp x``: whatever ``yaml.safe_load`` raises), is a
+    :class:`UsageError` naming the pair; whether a readable value is *valid* is for the
+    env or the algorithm to say."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    loader = _pairs_loader()
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"{flag} expects KEY=VALUE, got {item!r}")
+        try:
+            out[key] = yaml.load(text, Loader=loader)  # noqa: S506  (a SafeLoader)
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{flag} {key}: cannot parse {text!r} ({yaml_problem(exc)})") from None
+        except Exception as exc:  # noqa: BLE001  (a tag's constructor: int('abc'), a bad date)
+            problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"{flag} {key}: cannot parse {text!r} ({problem})") from None
+    return out
+
+
+def _pairs_loader():
+    """PyYAML's ``SafeLoader`` that also reads ``1e-3`` and ``3E5`` as floats (YAML 1.2;
+    PyYAML's YAML 1.1 wants a dot, ``1.0e-3``, and would give the string ``'1e-3'``)."""
+    import yaml
+
+    class PairsLoader(yaml.SafeLoader):
+        pass
+
+    exponent = re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$")
+    PairsLoader.add_implicit_resolver("tag:yaml.org,2002:float", exponent, list("-+0123456789."))
+    return PairsLoader
 
 
 def check_writable_dir(path: Path, flag: str) -> None:

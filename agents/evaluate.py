@@ -35,7 +35,7 @@ from typing import Any
 
 # The pieces live in their own modules (running episodes, models, reporting); their
 # names stay importable from here, where train.py and the tests import them.
-from .cli import UsageError, check_writable_dir, run, yaml_problem
+from .cli import UsageError, check_writable_dir, parse_pairs, run, yaml_problem
 from .episodes import (  # noqa: F401  (re-exported)
     METRIC_COLUMNS,
     BatchJob,
@@ -162,24 +162,6 @@ def _check_policy_name(name: str) -> None:
         parse_name(name)
     except ValueError as exc:
         raise UsageError(f"{exc}; see --list") from None
-
-
-def parse_pairs(items: Sequence[str], flag: str) -> dict[str, Any]:
-    """``key=value`` command-line pairs (values parsed as YAML: numbers, bools, dicts);
-    ``flag`` names the option in the error. Shared by roadedge-eval and train.py."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"{flag} expects key=value, got {item!r}")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            problem = yaml_problem(exc)
-            raise UsageError(f"{flag} {key.strip()}: cannot parse {value!r} ({problem})") from None
-    return out
 
 
 def print_policy_list() -> None:

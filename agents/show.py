@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import UsageError, check_writable_file, run
+from .cli import UsageError, check_writable_file, parse_pairs, run
 from .models import ModelPolicy, check_model_fits, load_model, model_obs_mode
 
 PROG = "roadedge-show"
@@ -80,7 +80,7 @@ def _check_mp4_writer() -> None:
 
 def _setup(args):
     """The env (``rgb_array``) and the policy, every argument checked before any frame."""
-    from .evaluate import _check_policy_name, checked_env, parse_pairs
+    from .evaluate import _check_policy_name, checked_env
 
     kwargs = parse_pairs(args.env_kwargs, "--env-kwargs")
     if args.scenario:

@@ -1,7 +1,7 @@
 """The command line of ``train.py``: typed arguments, ``KEY=VALUE`` pairs, ``--list``.
 
 Every user mistake found here or later in the checks before training raises
-:class:`UsageError`; ``train.main`` prints it as one line on stderr and exits
+:class:`~.cli.UsageError`; ``train.main`` prints it as one line on stderr and exits
 with status 2 (argparse's own convention), never with a traceback.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from .cli import UsageError, parse_pairs  # noqa: F401  (re-exported)
 
 PROG = "train.py"
 DEFAULT_BASELINES = (
@@ -27,10 +27,6 @@ DEFAULT_BASELINES = (
     "greedy+failover",
     "greedy+backup",
 )
-
-
-class UsageError(Exception):
-    """A mistake in what the user asked for (bad name, key, value, path); not a bug."""
 
 
 @dataclass
@@ -155,21 +151,6 @@ def parse_args(argv: Sequence[str] | None = None) -> Args:
     if args.log_interval < 0:
         raise UsageError("--log-interval must be >= 0 seconds")
     return args
-
-
-def parse_pairs(items: Sequence[str], flag: str) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs, values read as YAML (numbers, bools, lists, dicts)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"{flag} expects KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise UsageError(f"{flag} {key.strip()}: cannot parse {text!r} ({problem})") from None
-    return out
 
 
 def check_writable(directory: Path, what: str) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -283,9 +285,13 @@ def test_cli_unknown_policy_exits_with_message(spec, tmp_path, capsys):
         (["--model", "no/such/model.zip"], "model file not found: no/such/model.zip"),
         (["--episodes", "0"], "--episodes must be at least 1"),
         (["--workers", "0"], "--workers must be at least 1"),
-        (["--env-kwargs", "horizon"], "key=value"),
-        (["--env-kwargs", "=3"], "key=value"),
+        (["--env-kwargs", "horizon"], "--env-kwargs expects KEY=VALUE, got 'horizon'"),
+        (["--env-kwargs", "nokey"], "--env-kwargs expects KEY=VALUE, got 'nokey'"),
+        (["--env-kwargs", "=3"], "--env-kwargs expects KEY=VALUE, got '=3'"),
+        (["--env-kwargs", "=5"], "--env-kwargs expects KEY=VALUE, got '=5'"),
         (["--env-kwargs", "horizon=[1"], "--env-kwargs horizon: cannot parse '[1'"),
+        (["--env-kwargs", "horizon=!!int abc"], "--env-kwargs horizon: cannot parse '!!int abc'"),
+        (["--env-kwargs", "x=!!timestamp abc"], "--env-kwargs x: cannot parse '!!timestamp abc'"),
         (["--env-kwargs", "horizon=abc"], "horizon must be an integer, got 'abc'"),
         (["--policies", ","], "no policy to evaluate"),
         (["--scenario", "nope"], "error: unknown scenario 'nope'"),
@@ -299,6 +305,37 @@ def test_cli_bad_arguments_exit_with_message(argv, message, tmp_path, capsys):
     line = usage_error(capsys, ["--policies", "noop", *_argv(tmp_path), *argv])
     assert message in line
     assert not (tmp_path / "episodes.csv").exists()
+
+
+def test_one_key_value_parser_for_every_command_line():
+    """roadedge-eval, roadedge-show and train.py read ``KEY=VALUE`` with the same function."""
+    from roadedge.agents import cli, show, train_args
+
+    assert ev.parse_pairs is show.parse_pairs is train_args.parse_pairs is cli.parse_pairs
+    pairs = ["a=1", " b = [x, 2]", "c=", "d={e: 1e-3, f: -3E5, g: 2.5}", "h=1e", "i=e5"]
+    assert cli.parse_pairs(pairs, "--hp") == {
+        "a": 1,
+        "b": ["x", 2],
+        "c": None,
+        "d": {"e": 1e-3, "f": -3e5, "g": 2.5},  # no dot needed (PyYAML alone: '1e-3')
+        "h": "1e",
+        "i": "e5",
+    }
+    assert type(cli.parse_pairs(["x=1e3"], "--hp")["x"]) is float
+
+
+@pytest.mark.parametrize("module", ["roadedge.agents.evaluate", "roadedge.agents.show"])
+def test_unparsable_env_kwargs_exit_2_in_a_real_process(module, tmp_path):
+    """The installed command itself: a value whose YAML tag cannot construct it
+    (``!!int abc`` raised a ValueError out of PyYAML) is one line and exit code 2."""
+    argv = [sys.executable, "-m", module, "--env-kwargs", "horizon=!!int abc"]
+    argv += ["--out", str(tmp_path / ("e.gif" if module.endswith("show") else "out"))]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    prog = "roadedge-show" if module.endswith("show") else "roadedge-eval"
+    assert done.stderr == f"{prog}: error: --env-kwargs horizon: cannot parse '!!int abc' " + (
+        "(invalid literal for int() with base 10: 'abc')\n"
+    )
 
 
 @pytest.fixture

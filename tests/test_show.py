@@ -83,7 +83,11 @@ def usage_error(capsys, argv) -> str:
         (["--scenario", "nope"], "unknown scenario 'nope'"),
         (["--env-id", "RoadEdge-nope-v1"], "RoadEdge-nope"),
         (["--env-kwargs", "vehicles__max_vehicle=3"], "unknown config key vehicles.max_vehicle"),
-        (["--env-kwargs", "horizon=[1"], "cannot parse '[1'"),
+        (["--env-kwargs", "horizon=[1"], "--env-kwargs horizon: cannot parse '[1'"),
+        (["--env-kwargs", "horizon=abc"], "horizon must be an integer, got 'abc'"),
+        (["--env-kwargs", "nokey"], "--env-kwargs expects KEY=VALUE, got 'nokey'"),
+        (["--env-kwargs", "=5"], "--env-kwargs expects KEY=VALUE, got '=5'"),
+        (["--env-kwargs", "horizon=!!float x"], "--env-kwargs horizon: cannot parse '!!float x'"),
     ],
 )
 def test_show_rejects_bad_arguments(argv, message, tmp_path, capsys):
