@@ -20,7 +20,7 @@ lint:
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# A short run (about 5 min): the default MaskablePPO agent on city, then agent vs baselines.
+# A short run (about 6-7 min): the default MaskablePPO agent on city, then agent vs baselines.
 train: setup
 	$(PY) train.py --algo maskable_ppo --env RoadEdge-v1 --timesteps 150000 --workers 2
 
