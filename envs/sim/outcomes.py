@@ -100,10 +100,10 @@ def _outcomes_kernel(
         tasks_dropped[b] += task_drop
         sessions_dropped[b] += session_drop
         counts[b, 0], counts[b, 1], counts[b, 2] = n_done, n_late, task_drop + session_drop
-        terms[b, COMPLETION] = completion
-        terms[b, LATENCY_S] = requests_ms / 1000.0
-        terms[b, DEADLINE_MISS] = miss
-        terms[b, DROP] = drop_w + no_task_row[b] + no_session_row[b]
+        terms[COMPLETION, b] = completion
+        terms[LATENCY_S, b] = requests_ms / 1000.0
+        terms[DEADLINE_MISS, b] = miss
+        terms[DROP, b] = drop_w + no_task_row[b] + no_session_row[b]
 
 
 def settle(
@@ -118,21 +118,28 @@ def settle(
     no_session_row: np.ndarray,
     priority_medium: float,
     session_requests: float,
+    terms: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """End this tick's finished rows and count them (module docstring).
 
-    Returns the reward terms (B, 4) in the order COMPLETION, LATENCY_S, DEADLINE_MISS,
-    DROP, and per environment the tasks completed, the tasks missed and the rows dropped
-    (rows lost for want of a free row included), (B, 3).
+    Returns the reward terms, one row per term, COMPLETION, LATENCY_S, DEADLINE_MISS,
+    DROP (written into rows 0-3 of ``terms`` when given, a (4, B) array otherwise), and
+    per environment the tasks completed, the tasks missed and the rows dropped (rows
+    lost for want of a free row included), (B, 3).
     """
     w, c = world, counters
     B = w.task_state.shape[0]
-    terms, counts = np.zeros((B, 4)), np.zeros((B, 3), np.int64)
-    _outcomes_kernel(
+    if terms is None:
+        terms = np.zeros((4, B))
+    counts = np.zeros((B, 3), np.int64)
+    args = w.bound("settle", (hops, c), lambda: (
         w.task_state, w.task_kind, w.task_host, w.task_mig_target, w.task_vehicle, w.task_done,
         w.task_work, w.task_deadline_s, w.task_priority, w.veh_active, w.veh_access,
         w.veh_tasks, w.veh_wants_session, w.slots_used, w.slots_reserved, w.node_completed,
-        hops, dropped, charged, latency_ms, end_s, np.asarray(no_task_row, np.int64),
+        hops,
+    ))  # fmt: skip
+    _outcomes_kernel(
+        *args, dropped, charged, latency_ms, end_s, np.asarray(no_task_row, np.int64),
         np.asarray(no_session_row, np.int64), float(priority_medium), float(session_requests),
         c.tasks_completed, c.tasks_missed, c.tasks_dropped, c.sessions_ended,
         c.sessions_dropped, c.latency_sum_ms, c.latency_samples, c.session_latency_sum_ms,

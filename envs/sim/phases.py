@@ -229,10 +229,27 @@ def migration_outcomes(sim: Simulator, tick: Tick) -> None:
     add_row_counts(c.retries_exhausted, exhausted)
 
 
+@njit(cache=True)
+def _close_terms(migration_cost, downtime, energy_j, downtime_total, energy_total_kj, terms):
+    """Rows 4-6 of the tick's term matrix (migration cost, downtime, UAV energy [kJ]) and
+    the downtime and energy counters."""
+    for b in range(terms.shape[1]):
+        energy_kj = 0.0
+        for n in range(energy_j.shape[1]):
+            energy_kj += energy_j[b, n]
+        energy_kj /= 1000.0
+        terms[4, b], terms[5, b], terms[6, b] = migration_cost[b], downtime[b], energy_kj
+        downtime_total[b] += downtime[b]
+        energy_total_kj[b] += energy_kj
+
+
 def row_outcomes(sim: Simulator, tick: Tick) -> None:
     """9. Completions, deadline misses, drops and ended sessions; the reward terms."""
     cfg, c = sim.cfg, sim.counters
-    settled, tick.counts = outcomes.settle(
+    # rows in REWARD_TERMS order: completion, latency, deadline miss, drop (outcomes'
+    # rows), migration cost, downtime, UAV energy
+    tick.term_matrix = np.empty((7, tick.now.shape[0]))
+    _, tick.counts = outcomes.settle(
         sim.world,
         sim.layout.hops,
         c,
@@ -243,17 +260,13 @@ def row_outcomes(sim: Simulator, tick: Tick) -> None:
         tick.no_task_row,
         tick.no_session_row,
         cfg.faults.priority_medium,
-        compute.session_requests_per_tick(cfg),
+        sim.session_requests_per_tick,
+        tick.term_matrix,
     )
-    energy_kj = tick.energy_j.sum(1) / 1000.0
-    c.downtime_s += tick.downtime
-    c.uav_energy_kj += energy_kj
-    # rows in REWARD_TERMS order: completion, latency, deadline miss, drop (outcomes'
-    # columns), migration cost, downtime, UAV energy
-    matrix = np.empty((7, settled.shape[0]))
-    matrix[:4] = settled.T
-    matrix[4], matrix[5], matrix[6] = tick.migration_cost, tick.downtime, energy_kj
-    tick.term_matrix = matrix
+    _close_terms(
+        tick.migration_cost, tick.downtime, tick.energy_j, c.downtime_s, c.uav_energy_kj,
+        tick.term_matrix,
+    )  # fmt: skip
 
 
 def controller(sim: Simulator, tick: Tick) -> None:

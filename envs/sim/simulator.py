@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from . import faults, ledger, migration, mobility, radio
+from . import compute, faults, ledger, migration, mobility, radio
 from .config import ScenarioConfig
 from .layout import Layout, build_layout
 from .parallel import Switch
@@ -84,14 +84,25 @@ def _count_started_kernel(
 
 
 @njit(cache=True)
-def _reward_kernel(coef, terms, out):
-    """``out[b] = sum_k coef[k] * terms[k, b]``, term by term in REWARD_TERMS order (a
-    matrix product's rounding would depend on the batch size)."""
-    for b in range(out.shape[0]):
+def _out_of_range(actions, n_nodes):
+    for a in actions.ravel():
+        if a < 0 or a > n_nodes:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _end_tick(time_s, tick, dt_s, coef, terms, reward):
+    """Close the tick: ``reward[b] = sum_k coef[k] * terms[k, b]``, term by term in
+    REWARD_TERMS order (a matrix product's rounding would depend on the batch size),
+    then every clock moves on by ``dt_s``."""
+    for b in range(reward.shape[0]):
         r = 0.0
         for k in range(coef.shape[0]):
             r = r + coef[k] * terms[k, b]
-        out[b] = r
+        reward[b] = r
+        time_s[b] += dt_s
+        tick[b] += np.uint64(1)
 
 
 @dataclass
@@ -137,11 +148,11 @@ class Simulator:
         self._weights = np.array([getattr(cfg.reward, k) for k in REWARD_TERMS])
         signs = np.array([1.0] + [-1.0] * (len(REWARD_TERMS) - 1))  # completion is a gain
         self._coef = signs * self._weights
+        self.session_requests_per_tick = compute.session_requests_per_tick(cfg)
         # serial or parallel variant of the batch-parallel kernels (parallel.Switch)
         self.switches = {"radio": Switch("access_links", batch_size)}
         # Set to {} to accumulate seconds per tick phase (the benchmark does).
         self.phase_times: dict[str, float] | None = None
-        self._t_mark = 0.0
 
     # ------------------------------------------------------------------ reset
 
@@ -180,12 +191,10 @@ class Simulator:
 
     def step(self, actions: np.ndarray) -> StepResult:
         """Advance every environment one tick under ``actions`` (B, N) ints in [0, N]."""
-        w, cfg, lay = self.world, self.cfg, self.layout
+        w, cfg = self.world, self.cfg
         B, N = w.slots_used.shape
-        if self.phase_times is not None:
-            self._t_mark = time.perf_counter()
         actions = np.asarray(actions, dtype=np.int64).reshape(B, N)
-        if actions.size and (actions.min() < 0 or actions.max() > N):
+        if _out_of_range(actions, N):
             # A negative index would silently pick another column of the action mask.
             raise ValueError(
                 f"actions must be in [0, {N}] (0: no decision, m + 1: target "
@@ -193,15 +202,20 @@ class Simulator:
             )
         now = w.time_s.copy()
         tick = Tick(actions, now, now + cfg.dt_s, np.zeros(w.task_state.shape, dtype=bool))
-        for name, phase in PHASES:
-            phase(self, tick)
-            self._mark(name)
-        w.time_s += cfg.dt_s
-        w.tick += np.uint64(1)
-        if self.check_invariants:
-            ledger.check(w, lay)
+        if self.phase_times is None:
+            for _, phase in PHASES:
+                phase(self, tick)
+        else:  # profiling: charge each phase its seconds
+            for name, phase in PHASES:
+                start = time.perf_counter()
+                phase(self, tick)
+                self.phase_times[name] = self.phase_times.get(name, 0.0) + (
+                    time.perf_counter() - start
+                )
         reward = np.empty(B)
-        _reward_kernel(self._coef, tick.term_matrix, reward)
+        _end_tick(w.time_s, w.tick, float(cfg.dt_s), self._coef, tick.term_matrix, reward)
+        if self.check_invariants:
+            ledger.check(w, self.layout)
         return StepResult(
             reward=reward,
             terms=dict(zip(REWARD_TERMS, tick.term_matrix, strict=True)),
@@ -234,13 +248,6 @@ class Simulator:
             end_s=w.mig_end_s[e, n],
             **extra,
         )
-
-    def _mark(self, phase: str) -> None:
-        """Charge the time since the last mark to ``phase`` (only when profiling)."""
-        if self.phase_times is not None:
-            now = time.perf_counter()
-            self.phase_times[phase] = self.phase_times.get(phase, 0.0) + now - self._t_mark
-            self._t_mark = now
 
     # ------------------------------------------------------------------ views
 

@@ -8,7 +8,6 @@ indices (``env * N + node``) and uses ``np.bincount``.
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -146,12 +145,16 @@ class World:
     def bound(self, site: str, depends: tuple, build) -> tuple:
         """The arguments of the kernel call ``site`` (world arrays and constants derived from
         the config and layout), built by ``build()`` once and rebuilt only when one of
-        ``depends`` (the config, the layout, a replaceable helper) is a different object:
+        ``depends`` (the config, the layout, a replaceable helper) changes:
         building them every tick costs more than the kernel itself on small worlds."""
         calls = self.__dict__.setdefault("_bound", {})
         hit = calls.get(site)
-        if hit is None or not all(map(operator.is_, hit[0], depends)):
-            hit = calls[site] = (depends, build())  # every site passes a fixed-length tuple
+        try:  # tuples compare items by identity first: the usual hit costs no __eq__
+            same = hit is not None and hit[0] == depends
+        except ValueError:  # an equal-looking layout whose arrays NumPy will not compare
+            same = False
+        if not same:
+            hit = calls[site] = (depends, build())
         return hit[1]
 
 
