@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numba import njit
 
-from . import compute, faults, migration, mobility, outcomes, radio, scheduler, sessions
+from . import faults, fused, migration, mobility, outcomes, radio
 from .stats import add_row_counts
 from .triggers import node_triggers
 
@@ -167,25 +167,20 @@ def access_links(sim: Simulator, tick: Tick) -> None:
 
 def arrivals(sim: Simulator, tick: Tick) -> None:
     """6. Session starts, Poisson task generation, dispatch of the waiting rows."""
-    w, cfg, c = sim.world, sim.cfg, sim.counters
-    started, tick.no_session_row = sessions.start_sessions(w, cfg)
+    c = sim.counters
+    started, tick.no_session_row, generated, tick.no_task_row = fused.tasks(
+        sim.world, sim.layout, sim.cfg
+    )
     c.sessions_started += started
-    generated, tick.no_task_row = scheduler.generate_tasks(w, cfg)
     c.tasks_generated += generated
-    scheduler.dispatch_waiting(w, sim.layout, cfg)
 
 
 def work(sim: Simulator, tick: Tick) -> None:
     """7. Success draws of the migrations ending this tick and their switch downtime;
     processor sharing, latency, UAV energy, replica checkpoints, the downtime tally."""
-    w, cfg = sim.world, sim.cfg
-    tick.due, tick.success = migration.due_outcomes(w, cfg, sim.node_index)
-    blocked = migration.switch_blocked_s(w, tick.success)
-    serving, tick.charged, tick.latency_ms = compute.progress(w, sim.layout, cfg, blocked)
-    tick.energy_j = compute.uav_energy_j(w, sim.layout, cfg)
-    w.battery_j -= tick.energy_j
-    scheduler.checkpoint_replicas(w, cfg)
-    tick.downtime += compute.downtime_s(w, serving, blocked, cfg.dt_s)
+    tick.due, tick.success, tick.charged, tick.latency_ms, tick.energy_j = fused.work(
+        sim.world, sim.layout, sim.cfg, sim.node_index, tick.downtime
+    )
 
 
 @njit(cache=True)

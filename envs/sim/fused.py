@@ -1,0 +1,161 @@
+"""Phase kernels: several of a phase's compiled kernels in one call.
+
+Calling a compiled kernel from Python costs about half a microsecond plus
+~65 ns per array argument (Numba unboxes each one), and a phase's kernels
+share most of their arrays. On a single environment these calls, not the
+arithmetic, were most of a tick. A phase kernel takes each array once and
+calls the module kernels (the one implementation of each rule) from compiled
+code, where a call costs nothing; its argument tuple is built once per world
+(:meth:`World.bound <roadedge.envs.sim.world.World.bound>`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .compute import _energy_kernel, _progress_kernel, _stalled_kernel, per_hop_ms
+from .config import ScenarioConfig
+from .layout import Layout
+from .migration import _blocked_kernel, _due_kernel
+from .scheduler import (
+    _checkpoint_kernel,
+    _dispatch_kernel,
+    _generate_kernel,
+    open_row_arrays,
+    priority_table,
+)
+from .sessions import _start_kernel
+from .world import World
+
+
+@njit(cache=True)
+def _work_kernel(
+    key, tick, time_s, mig_active, mig_end_s, mig_success_p, mig_downtime_s, node_index,
+    task_state, task_kind, task_host, task_vehicle, task_ready_s, task_done, task_latency_ms,
+    task_mig_target, task_backup, task_replica, node_up, slots_used, battery_j, veh_active,
+    veh_access, veh_rate_mbps, cpu_hz, hops, max_jobs, is_uav, dt_s, progress_consts,
+    energy_consts, replication, replica_interval_s, due, success, blocked, serving, charged,
+    latency_ms, energy_j, stalled_s, downtime_s,
+):  # fmt: skip
+    _due_kernel(
+        key, tick, time_s, mig_active, mig_end_s, mig_success_p, dt_s, node_index, due, success
+    )
+    _blocked_kernel(task_host, task_mig_target, mig_downtime_s, success, blocked)
+    _progress_kernel(
+        time_s, task_state, task_kind, task_host, task_vehicle, task_ready_s, task_done,
+        task_latency_ms, node_up, slots_used, veh_active, veh_access, veh_rate_mbps, cpu_hz,
+        hops, blocked, dt_s, *progress_consts, serving, charged, latency_ms,
+    )  # fmt: skip
+    _energy_kernel(slots_used, node_up, max_jobs, is_uav, *energy_consts, dt_s, energy_j)
+    for b in range(battery_j.shape[0]):
+        for n in range(battery_j.shape[1]):
+            battery_j[b, n] -= energy_j[b, n]
+    if replication:
+        _checkpoint_kernel(
+            time_s, task_state, task_host, task_backup, task_done, task_replica, node_up, dt_s,
+            replica_interval_s,
+        )  # fmt: skip
+    _stalled_kernel(task_state, serving, blocked, dt_s, stalled_s)
+    for b in range(downtime_s.shape[0]):
+        downtime_s[b] += stalled_s[b]
+
+
+def work(world: World, layout: Layout, cfg: ScenarioConfig, node_index, downtime_s):
+    """Step 7 in one call: the success draws of the migrations ending this tick
+    (:func:`migration.due_outcomes`), their switch downtime
+    (:func:`migration.switch_blocked_s`), :func:`compute.progress`,
+    :func:`compute.uav_energy_j` drawn from the batteries,
+    :func:`scheduler.checkpoint_replicas` and :func:`compute.downtime_s` added to
+    ``downtime_s`` (B,). Returns (due, success, charged, latency_ms, energy_j)."""
+    w, r = world, cfg.radio
+    B, N = w.node_up.shape
+    T = w.task_state.shape[1]
+    args = w.bound("fused_work", (cfg, layout, node_index), lambda: (
+        w.key, w.tick, w.time_s, w.mig_active, w.mig_end_s, w.mig_success_p, w.mig_downtime_s,
+        np.ravel(node_index).astype(np.uint64), w.task_state, w.task_kind, w.task_host,
+        w.task_vehicle, w.task_ready_s, w.task_done, w.task_latency_ms, w.task_mig_target,
+        w.task_backup, w.task_replica, w.node_up, w.slots_used, w.battery_j, w.veh_active,
+        w.veh_access, w.veh_rate_mbps, layout.cpu_hz, layout.hops, layout.max_jobs,
+        layout.is_uav, float(cfg.dt_s),
+        (
+            1000.0 * 8.0 * r.request_mb, float(per_hop_ms(cfg)), float(r.out_of_coverage_ms),
+            1000.0 * r.compute_request_gcycles * 1e9,
+        ),
+        (float(cfg.uav.hover_power_w), float(cfg.uav.compute_power_w)),
+        bool(cfg.faults.replication), float(cfg.faults.replica_interval_s),
+    ))  # fmt: skip
+    due, success = np.empty((B, N), np.bool_), np.empty((B, N), np.bool_)
+    blocked, serving = np.empty((B, T)), np.empty((B, T), np.bool_)
+    charged, latency_ms = np.empty((B, T), np.bool_), np.empty((B, T))
+    energy_j, stalled_s = np.empty((B, N)), np.empty(B)
+    _work_kernel(
+        *args, due, success, blocked, serving, charged, latency_ms, energy_j, stalled_s,
+        downtime_s,
+    )  # fmt: skip
+    return due, success, charged, latency_ms, energy_j
+
+
+@njit(cache=True)
+def _tasks_kernel(
+    key, tick, time_s, veh_active, veh_serial, veh_new, veh_wants_session, veh_x, veh_y,
+    veh_rate_mbps, veh_serving, view_up, slots_used, slots_reserved, task_state, task_kind,
+    task_vehicle, task_service, task_work, task_done, task_replica, task_input_mb,
+    task_state_mb, task_created_s, task_deadline_s, task_ready_s, task_priority, task_host,
+    task_origin, task_backup, opened, levels, cum, max_jobs, capability, pos_xyz,
+    session_consts, task_consts, dispatch_consts, started, no_session_row, generated,
+    no_task_row,
+):  # fmt: skip
+    _start_kernel(
+        key, tick, time_s, veh_active, veh_serial, veh_new, veh_wants_session, task_state,
+        task_kind, task_vehicle, task_service, task_work, task_done, task_replica,
+        task_input_mb, task_state_mb, task_created_s, task_deadline_s, task_ready_s,
+        task_priority, opened, *session_consts, levels, cum, started, no_session_row,
+    )  # fmt: skip
+    _generate_kernel(
+        key, tick, time_s, veh_active, veh_serial, task_state, task_kind, task_vehicle,
+        task_service, task_work, task_done, task_replica, task_input_mb, task_state_mb,
+        task_created_s, task_deadline_s, task_ready_s, task_priority, opened, *task_consts,
+        levels, cum, generated, no_task_row,
+    )  # fmt: skip
+    _dispatch_kernel(
+        time_s, task_state, task_vehicle, task_service, task_input_mb, task_host, task_origin,
+        task_ready_s, task_backup, veh_active, veh_x, veh_y, veh_rate_mbps, veh_serving,
+        view_up, slots_used, slots_reserved, max_jobs, capability, pos_xyz, *dispatch_consts,
+    )  # fmt: skip
+
+
+def tasks(world: World, layout: Layout, cfg: ScenarioConfig):
+    """Step 6 in one call: :func:`sessions.start_sessions`,
+    :func:`scheduler.generate_tasks`, :func:`scheduler.dispatch_waiting`. Returns
+    (sessions started, sessions lost for want of a row, tasks generated, tasks lost for
+    want of a row), (B,) each."""
+    w, sc, tc = world, cfg.sessions, cfg.tasks
+    args = w.bound("fused_tasks", (cfg, layout), lambda: (
+        w.key, w.tick, w.time_s, w.veh_active, w.veh_serial, w.veh_new, w.veh_wants_session,
+        w.veh_x, w.veh_y, w.veh_rate_mbps, w.veh_serving, w.view_up, w.slots_used,
+        w.slots_reserved, w.task_state, w.task_kind, w.task_vehicle, w.task_service,
+        w.task_work, w.task_done, w.task_replica, w.task_input_mb, w.task_state_mb,
+        w.task_created_s, w.task_deadline_s, w.task_ready_s, w.task_priority, w.task_host,
+        w.task_origin, w.task_backup, open_row_arrays(w), *priority_table(cfg),
+        layout.max_jobs, layout.capability, layout.pos_xyz,
+        (
+            float(sc.vehicle_share), float(-np.expm1(-sc.start_rate_hz * cfg.dt_s)),
+            int(tc.n_services), float(sc.setup_mb), float(sc.state_mb_min),
+            float(sc.state_mb_max), float(sc.mean_duration_s),
+        ),
+        (
+            float(tc.rate_per_vehicle_hz * cfg.dt_s), int(tc.n_services),
+            float(tc.work_gcycles_min), float(tc.work_gcycles_max), float(tc.input_mb_min),
+            float(tc.input_mb_max), float(tc.state_mb_min), float(tc.state_mb_max),
+            float(tc.deadline_s_min), float(tc.deadline_s_max),
+        ),
+        (
+            float(tc.dispatch_load_weight), float(tc.dispatch_distance_weight_per_km),
+            float(tc.dispatch_affinity_bonus), bool(cfg.faults.replication),
+        ),
+    ))  # fmt: skip
+    B = w.task_state.shape[0]
+    out = tuple(np.empty(B, np.int64) for _ in range(4))
+    _tasks_kernel(*args, *out)
+    return out
