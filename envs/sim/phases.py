@@ -80,6 +80,24 @@ def _retry_work(retry_pending, view_up, ctrl_up, mig_active, cooldown_until_s, t
     return False
 
 
+@njit(cache=True)
+def _tally_decisions(
+    invalid, started_cost, failovers, failover_failed, recovery_s, restart_s, exhausted,
+    invalid_total, failovers_total, failover_failed_total, recovery_total_s, migration_cost,
+    downtime, dropped,
+):  # fmt: skip
+    """Add what :func:`migration.apply_decisions` returned to the counters and the tick."""
+    for b in range(invalid.shape[0]):
+        invalid_total[b] += invalid[b]
+        failovers_total[b] += failovers[b]
+        failover_failed_total[b] += failover_failed[b]
+        recovery_total_s[b] += recovery_s[b]
+        migration_cost[b] += started_cost[b]
+        downtime[b] += restart_s[b]
+        for t in range(exhausted.shape[1]):
+            dropped[b, t] |= exhausted[b, t]
+
+
 def decisions(sim: Simulator, tick: Tick) -> None:
     """1. The controller's decisions (ignored, counted, while it is out), then the due
     retries of failed migrations on their next peer (seed 003)."""
@@ -97,14 +115,13 @@ def decisions(sim: Simulator, tick: Tick) -> None:
     else:
         dec = migration.apply_decisions(w, lay, cfg, actions)
         tick.invalid = dec["invalid"]
-        c.invalid_actions += dec["invalid"]
         sim.count_started(dec["started"], dec["started_cost"], tick.now, "migration_planned")
-        tick.migration_cost += dec["started_cost"]
-        c.failovers += dec["failovers"]
-        c.failover_attempts_failed += dec["failover_failed"]
-        c.recovery_sum_s += dec["recovery_s"]
-        tick.downtime += dec["restart_downtime_s"]
-        tick.dropped |= dec["exhausted"]
+        _tally_decisions(
+            dec["invalid"], dec["started_cost"], dec["failovers"], dec["failover_failed"],
+            dec["recovery_s"], dec["restart_downtime_s"], dec["exhausted"], c.invalid_actions,
+            c.failovers, c.failover_attempts_failed, c.recovery_sum_s, tick.migration_cost,
+            tick.downtime, tick.dropped,
+        )  # fmt: skip
     if pending and _retry_work(
         w.retry_pending, w.view_up, w.ctrl_up, w.mig_active, w.cooldown_until_s, w.time_s
     ):

@@ -205,10 +205,10 @@ def node_triggers(world, layout, cfg) -> tuple[np.ndarray, ...]:
     w = world
     shape = w.view_load.shape
     code = np.empty(shape, np.int8)
-    urgency, thr, away, hops = (np.empty(shape) for _ in range(4))
-    _node_triggers_kernel(
+    urgency, thr, away, hops = np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape)
+    args = w.bound("node_triggers", (cfg, layout), lambda: (
         w.task_state, w.task_host, w.task_vehicle, w.veh_access, w.veh_active, layout.hops,
         w.view_load, w.view_battery, layout.is_uav, w.view_up, trigger_params(cfg.migration),
-        code, urgency, thr, away, hops,
-    )  # fmt: skip
+    ))  # fmt: skip
+    _node_triggers_kernel(*args, code, urgency, thr, away, hops)
     return code, urgency, thr, away, hops
