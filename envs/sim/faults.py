@@ -98,9 +98,15 @@ def fail_and_repair(
     world: World, layout: Layout, cfg: ScenarioConfig, node_index: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Random failures, battery returns and repairs. Returns (failed, repaired) masks (B, N)."""
+    failed, repaired = np.empty(world.node_up.shape, bool), np.empty(world.node_up.shape, bool)
+    _fail_repair_kernel(*fail_repair_args(world, layout, cfg, node_index), failed, repaired)
+    return failed, repaired
+
+
+def fail_repair_args(world: World, layout: Layout, cfg: ScenarioConfig, node_index) -> tuple:
+    """The arguments of the fault kernel but its outputs, bound once per world."""
     w, fc = world, cfg.faults
-    failed, repaired = np.empty(w.node_up.shape, bool), np.empty(w.node_up.shape, bool)
-    args = w.bound("fail_and_repair", (cfg, layout, node_index, failure_probability), lambda: (
+    return w.bound("fail_and_repair", (cfg, layout, node_index, failure_probability), lambda: (
         w.key, w.tick, w.time_s, w.node_up, w.down_cause, w.down_since_s, w.repair_at_s,
         w.battery_j, w.slots_used, w.view_up, w.last_heartbeat_s, w.view_load, w.view_battery,
         w.task_state, w.task_host, w.task_interrupted_s, np.ravel(node_index), layout.is_uav,
@@ -108,8 +114,6 @@ def fail_and_repair(
         float(cfg.uav.return_battery_fraction), float(cfg.uav.recharge_s), float(fc.mttr_s),
         float(min_outage_s(cfg)),
     ))  # fmt: skip
-    _fail_repair_kernel(*args, failed, repaired)
-    return failed, repaired
 
 
 @njit(cache=True)

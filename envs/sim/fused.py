@@ -16,8 +16,15 @@ from numba import njit
 
 from .compute import _energy_kernel, _progress_kernel, _stalled_kernel, per_hop_ms
 from .config import ScenarioConfig
+from .faults import _fail_repair_kernel, fail_repair_args
 from .layout import Layout
-from .migration import _blocked_kernel, _due_kernel
+from .migration import (
+    CancelState,
+    _blocked_kernel,
+    _cancel_kernel,
+    _due_kernel,
+    migration_params,
+)
 from .scheduler import (
     _checkpoint_kernel,
     _dispatch_kernel,
@@ -159,3 +166,35 @@ def tasks(world: World, layout: Layout, cfg: ScenarioConfig):
     out = tuple(np.empty(B, np.int64) for _ in range(4))
     _tasks_kernel(*args, *out)
     return out
+
+
+@njit(cache=True)
+def _faults_kernel(
+    fail_args, cancel_state, params, failed, repaired, broken, exhausted, cancelled_total,
+    exhausted_total,
+):  # fmt: skip
+    _fail_repair_kernel(*fail_args, failed, repaired)
+    if CancelState(*cancel_state).mig_active.any():  # migrations touching a dead node end cancelled
+        _cancel_kernel(cancel_state, params, broken, exhausted)
+        for b in range(broken.shape[0]):
+            for n in range(broken.shape[1]):
+                cancelled_total[b] += broken[b, n]
+                exhausted_total[b] += exhausted[b, n]
+    else:
+        broken[:] = False
+        exhausted[:] = False
+
+
+def node_faults(world: World, layout: Layout, cfg: ScenarioConfig, node_index, counters):
+    """Step 2 in one call: :func:`faults.fail_and_repair`, then
+    :func:`migration.cancel_broken` (when a migration is active) counted into
+    ``counters``. Returns the (B, N) masks (failed, repaired)."""
+    shape = world.node_up.shape
+    failed, repaired = np.empty(shape, np.bool_), np.empty(shape, np.bool_)
+    broken, exhausted = np.empty(shape, np.bool_), np.empty(shape, np.bool_)
+    _faults_kernel(
+        fail_repair_args(world, layout, cfg, node_index), world.subset_arrays(CancelState),
+        migration_params(cfg), failed, repaired, broken, exhausted,
+        counters.migrations_cancelled, counters.retries_exhausted,
+    )  # fmt: skip
+    return failed, repaired

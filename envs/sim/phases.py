@@ -137,12 +137,8 @@ def decisions(sim: Simulator, tick: Tick) -> None:
 def node_faults(sim: Simulator, tick: Tick) -> None:
     """2. Random failures, UAV battery returns and repairs; migrations touching a dead
     node are cancelled."""
-    w, c, now = sim.world, sim.counters, tick.now
-    failed, repaired = faults.fail_and_repair(w, sim.layout, sim.cfg, sim.node_index)
-    if w.mig_active.any():  # migrations touching a dead node end cancelled
-        cancelled, exhausted = migration.cancel_broken(w, sim.cfg)
-        add_row_counts(c.migrations_cancelled, cancelled)
-        add_row_counts(c.retries_exhausted, exhausted)
+    w, now = sim.world, tick.now
+    failed, repaired = fused.node_faults(w, sim.layout, sim.cfg, sim.node_index, sim.counters)
     if sim.events.enabled and failed.any():
         e, n = np.nonzero(failed)
         sim.events.add(e, "node_failed", now[e], node=n, cause=w.down_cause[e, n])
@@ -284,6 +280,8 @@ def row_outcomes(sim: Simulator, tick: Tick) -> None:
 def controller(sim: Simulator, tick: Tick) -> None:
     """10. The controller fails or a new leader is elected (seed 003), stamped at the
     tick end so the next observation and mask see it."""
+    if not sim.cfg.faults.controller_outages:
+        return
     w, end = sim.world, tick.end
     failed, elected = faults.controller_fail_and_elect(w, sim.cfg)
     sim.counters.controller_outages += failed
