@@ -23,7 +23,7 @@ import numba
 from numba import njit
 
 #: Smallest batch for which the parallel variant is tried.
-MIN_BATCH = 16
+MIN_BATCH = 4
 #: Chunks a kernel with per-row scratch splits its batch into (scratch is allocated per
 #: chunk, so no two threads share it).
 CHUNKS = 8
