@@ -12,8 +12,9 @@ code, where a call costs nothing; its argument tuple is built once per world
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
+from . import parallel
 from .compute import _energy_kernel, _progress_kernel, _stalled_kernel, per_hop_ms
 from .config import ScenarioConfig
 from .faults import _fail_repair_kernel, fail_repair_args
@@ -25,6 +26,7 @@ from .migration import (
     _due_kernel,
     migration_params,
 )
+from .parallel import CHUNKS, compile_both
 from .scheduler import (
     _checkpoint_kernel,
     _dispatch_kernel,
@@ -36,8 +38,7 @@ from .sessions import _start_kernel
 from .world import World
 
 
-@njit(cache=True)
-def _work_kernel(
+def _work(
     key, tick, time_s, mig_active, mig_end_s, mig_success_p, mig_downtime_s, node_index,
     task_state, task_kind, task_host, task_vehicle, task_ready_s, task_done, task_latency_ms,
     task_mig_target, task_backup, task_replica, node_up, slots_used, battery_j, veh_active,
@@ -45,6 +46,34 @@ def _work_kernel(
     energy_consts, replication, replica_interval_s, due, success, blocked, serving, charged,
     latency_ms, energy_j, stalled_s, downtime_s,
 ):  # fmt: skip
+    B = time_s.shape[0]
+    chunks = min(B, CHUNKS)
+    for c in prange(chunks):  # environments are independent: each chunk its own rows
+        lo, hi = c * B // chunks, (c + 1) * B // chunks
+        _work_rows(
+            key[lo:hi], tick[lo:hi], time_s[lo:hi], mig_active[lo:hi], mig_end_s[lo:hi],
+            mig_success_p[lo:hi], mig_downtime_s[lo:hi], node_index, task_state[lo:hi],
+            task_kind[lo:hi], task_host[lo:hi], task_vehicle[lo:hi], task_ready_s[lo:hi],
+            task_done[lo:hi], task_latency_ms[lo:hi], task_mig_target[lo:hi],
+            task_backup[lo:hi], task_replica[lo:hi], node_up[lo:hi], slots_used[lo:hi],
+            battery_j[lo:hi], veh_active[lo:hi], veh_access[lo:hi], veh_rate_mbps[lo:hi],
+            cpu_hz, hops, max_jobs, is_uav, dt_s, progress_consts, energy_consts, replication,
+            replica_interval_s, due[lo:hi], success[lo:hi], blocked[lo:hi], serving[lo:hi],
+            charged[lo:hi], latency_ms[lo:hi], energy_j[lo:hi], stalled_s[lo:hi],
+            downtime_s[lo:hi],
+        )  # fmt: skip
+
+
+@njit(cache=True)
+def _work_rows(
+    key, tick, time_s, mig_active, mig_end_s, mig_success_p, mig_downtime_s, node_index,
+    task_state, task_kind, task_host, task_vehicle, task_ready_s, task_done, task_latency_ms,
+    task_mig_target, task_backup, task_replica, node_up, slots_used, battery_j, veh_active,
+    veh_access, veh_rate_mbps, cpu_hz, hops, max_jobs, is_uav, dt_s, progress_consts,
+    energy_consts, replication, replica_interval_s, due, success, blocked, serving, charged,
+    latency_ms, energy_j, stalled_s, downtime_s,
+):  # fmt: skip
+    """Step 7's kernels on a block of environment rows."""
     _due_kernel(
         key, tick, time_s, mig_active, mig_end_s, mig_success_p, dt_s, node_index, due, success
     )
@@ -66,6 +95,9 @@ def _work_kernel(
     _stalled_kernel(task_state, serving, blocked, dt_s, stalled_s)
     for b in range(downtime_s.shape[0]):
         downtime_s[b] += stalled_s[b]
+
+
+_work_kernel, _work_parallel = compile_both("work", _work)
 
 
 def work(world: World, layout: Layout, cfg: ScenarioConfig, node_index, downtime_s):
@@ -96,15 +128,14 @@ def work(world: World, layout: Layout, cfg: ScenarioConfig, node_index, downtime
     blocked, serving = np.empty((B, T)), np.empty((B, T), np.bool_)
     charged, latency_ms = np.empty((B, T), np.bool_), np.empty((B, T))
     energy_j, stalled_s = np.empty((B, N)), np.empty(B)
-    _work_kernel(
-        *args, due, success, blocked, serving, charged, latency_ms, energy_j, stalled_s,
-        downtime_s,
+    parallel.run(
+        w, "work", B, *args, due, success, blocked, serving, charged, latency_ms, energy_j,
+        stalled_s, downtime_s,
     )  # fmt: skip
     return due, success, charged, latency_ms, energy_j
 
 
-@njit(cache=True)
-def _tasks_kernel(
+def _tasks(
     key, tick, time_s, veh_active, veh_serial, veh_new, veh_wants_session, veh_x, veh_y,
     veh_rate_mbps, veh_serving, view_up, slots_used, slots_reserved, task_state, task_kind,
     task_vehicle, task_service, task_work, task_done, task_replica, task_input_mb,
@@ -113,6 +144,41 @@ def _tasks_kernel(
     session_consts, task_consts, dispatch_consts, started, no_session_row, generated,
     no_task_row,
 ):  # fmt: skip
+    B = time_s.shape[0]
+    chunks = min(B, CHUNKS)
+    for c in prange(chunks):  # environments are independent: each chunk its own rows
+        lo, hi = c * B // chunks, (c + 1) * B // chunks
+        o = opened
+        rows_opened = (
+            o[0][lo:hi], o[1][lo:hi], o[2][lo:hi], o[3][lo:hi], o[4][lo:hi], o[5][lo:hi],
+            o[6][lo:hi], o[7][lo:hi], o[8][lo:hi],
+        )  # fmt: skip
+        _tasks_rows(
+            key[lo:hi], tick[lo:hi], time_s[lo:hi], veh_active[lo:hi], veh_serial[lo:hi],
+            veh_new[lo:hi], veh_wants_session[lo:hi], veh_x[lo:hi], veh_y[lo:hi],
+            veh_rate_mbps[lo:hi], veh_serving[lo:hi], view_up[lo:hi], slots_used[lo:hi],
+            slots_reserved[lo:hi], task_state[lo:hi], task_kind[lo:hi], task_vehicle[lo:hi],
+            task_service[lo:hi], task_work[lo:hi], task_done[lo:hi], task_replica[lo:hi],
+            task_input_mb[lo:hi], task_state_mb[lo:hi], task_created_s[lo:hi],
+            task_deadline_s[lo:hi], task_ready_s[lo:hi], task_priority[lo:hi],
+            task_host[lo:hi], task_origin[lo:hi], task_backup[lo:hi], rows_opened, levels,
+            cum, max_jobs, capability, pos_xyz, session_consts, task_consts,
+            dispatch_consts, started[lo:hi], no_session_row[lo:hi], generated[lo:hi],
+            no_task_row[lo:hi],
+        )  # fmt: skip
+
+
+@njit(cache=True)
+def _tasks_rows(
+    key, tick, time_s, veh_active, veh_serial, veh_new, veh_wants_session, veh_x, veh_y,
+    veh_rate_mbps, veh_serving, view_up, slots_used, slots_reserved, task_state, task_kind,
+    task_vehicle, task_service, task_work, task_done, task_replica, task_input_mb,
+    task_state_mb, task_created_s, task_deadline_s, task_ready_s, task_priority, task_host,
+    task_origin, task_backup, opened, levels, cum, max_jobs, capability, pos_xyz,
+    session_consts, task_consts, dispatch_consts, started, no_session_row, generated,
+    no_task_row,
+):  # fmt: skip
+    """Step 6's kernels on a block of environment rows."""
     _start_kernel(
         key, tick, time_s, veh_active, veh_serial, veh_new, veh_wants_session, task_state,
         task_kind, task_vehicle, task_service, task_work, task_done, task_replica,
@@ -130,6 +196,9 @@ def _tasks_kernel(
         task_ready_s, task_backup, veh_active, veh_x, veh_y, veh_rate_mbps, veh_serving,
         view_up, slots_used, slots_reserved, max_jobs, capability, pos_xyz, *dispatch_consts,
     )  # fmt: skip
+
+
+_tasks_kernel, _tasks_parallel = compile_both("tasks", _tasks)
 
 
 def tasks(world: World, layout: Layout, cfg: ScenarioConfig):
@@ -164,7 +233,7 @@ def tasks(world: World, layout: Layout, cfg: ScenarioConfig):
     ))  # fmt: skip
     B = w.task_state.shape[0]
     out = tuple(np.empty(B, np.int64) for _ in range(4))
-    _tasks_kernel(*args, *out)
+    parallel.run(w, "tasks", B, *args, *out)
     return out
 
 
