@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -491,6 +492,11 @@ def _unwritable(path: Path) -> str | None:
         return f"cannot be written: {folder} is a file"
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"cannot be written: {folder} is not writable"
+    try:  # permissions can say yes where the file system says no (root, /proc, read-only)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".roadedge-bench-"):
+            pass
+    except OSError as exc:
+        return f"cannot be written: {folder}: {exc.strerror or exc}"
     return None
 
 
@@ -524,15 +530,20 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     res = run(quick=args.quick, sb3=not args.no_sb3)
     res["wall_s"] = time.perf_counter() - start
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
-    print(format_report(res))
+    print(format_report(res))  # first: a failed write below loses no measurement
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=2))
+    except OSError as exc:
+        raise _usage_error(f"--out {out}: {exc.strerror or exc}") from None
     try:
         plot.parent.mkdir(parents=True, exist_ok=True)
         plot_scaling(res, plot)
         print(f"\nwrote {out} and {plot} ({res['wall_s']:.0f} s)")
     except ImportError:
         print(f"\nwrote {out} ({res['wall_s']:.0f} s; install matplotlib for the plot)")
+    except OSError as exc:
+        raise _usage_error(f"--plot {plot}: {exc.strerror or exc}") from None
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,3 +189,33 @@ def test_unwritable_output_is_one_line_before_any_run(flag, where, tmp_path, cap
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert err.startswith(f"roadedge-bench: error: {flag} {bad} ")
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux /proc")
+def test_a_folder_the_file_system_refuses_is_caught_before_any_run(capsys, no_run):
+    """Permission bits say yes to root in /proc; creating a file there fails."""
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--quick", "--no-sb3", "--out", "/proc/bench.json"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("roadedge-bench: error: --out /proc/bench.json cannot be written")
+
+
+def test_a_failed_final_write_keeps_the_report_and_is_one_line(tmp_path, capsys, monkeypatch):
+    """If the output cannot be written after the run, the report is already printed."""
+    monkeypatch.setattr(bench, "run", lambda **kw: {"wall_s": 0.0})
+    monkeypatch.setattr(bench, "format_report", lambda res: "REPORT")
+
+    def full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--out", str(tmp_path / "b.json")])
+    assert exc.value.code == 2
+    out, err = capsys.readouterr()
+    assert "REPORT" in out
+    assert (
+        err.strip()
+        == f"roadedge-bench: error: --out {tmp_path / 'b.json'}: No space left on device"
+    )
