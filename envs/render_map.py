@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 from PIL import ImageDraw
 
-from .render_roads import draw_grid, draw_highway
+from .render_roads import draw_grid, draw_highway, draw_trace
 from .render_style import (
     BATTERY_LOW,
     BATTERY_OK,
@@ -73,6 +73,8 @@ class MapLayer:
             spine.set_color("#999999")
         if cfg.map.kind == "highway":
             self._pos, cover_xy, cover_w, cover_h = draw_highway(ax, sim)
+        elif cfg.map.kind == "trace":
+            self._pos, cover_xy, cover_w, cover_h = draw_trace(ax, sim)
         else:
             self._pos, cover_xy, cover_w, cover_h = draw_grid(ax, sim)
         xspan, yspan = np.ptp(ax.get_xlim()), np.ptp(ax.get_ylim())

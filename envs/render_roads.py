@@ -1,5 +1,6 @@
-"""The roads under a RoadEdge map: a Manhattan grid or a highway, drawn once into the
-renderer's cached background, and the map in a few words for the panel."""
+"""The roads under a RoadEdge map: a Manhattan grid, a highway or a trace's road network,
+drawn once into the renderer's cached background, and the map in a few words for the
+panel."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from .sim.simulator import Simulator
 def map_summary(cfg: ScenarioConfig) -> str:
     """The map in a few words, for the panel's subtitle."""
     m = cfg.map
+    if m.kind == "trace":
+        from .sim.trace import load_trace
+
+        tr = load_trace(m.trace_file)
+        return f"trace {tr.width_m / 1000:.1f} x {tr.height_m / 1000:.1f} km, {tr.n_seconds} s"
     if m.kind == "highway":
         n = m.lanes_per_direction
         return f"{m.highway_length_m / 1000:g} km highway, {n}+{n} lanes"
@@ -81,3 +87,25 @@ def draw_highway(ax: Any, sim: Simulator) -> tuple[np.ndarray, ...]:
     cover_w = 2.0 * lay.coverage_m
     cover_h = np.where(lay.is_uav, 2.4 * width, 1.6 * width)
     return pos, centres, cover_w, cover_h
+
+
+def draw_trace(ax: Any, sim: Simulator) -> tuple[np.ndarray, ...]:
+    """A trace's road network (its lane segments, e.g. SUMO's) on equal-aspect axes
+    covering the map rectangle. Returns the node positions on the axes and the coverage
+    discs (centres, widths, heights)."""
+    from .sim.trace import load_trace
+
+    lay = sim.layout
+    tr = load_trace(sim.cfg.map.trace_file)
+    width, height = lay.map_width_m, lay.map_height_m
+    pad = 0.04 * max(width, height)
+    ax.set_xlim(-pad, width + pad)
+    ax.set_ylim(-pad, height + pad)
+    ax.set_aspect("equal")
+    if len(tr.roads):
+        ax.add_collection(
+            LineCollection(tr.roads, colors="#c4c4c4", linewidths=1.6, zorder=1, capstyle="butt")
+        )
+    pos = lay.pos_xyz[:, :2]
+    diam = 2.0 * lay.coverage_m
+    return pos, pos, diam, diam

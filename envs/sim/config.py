@@ -105,7 +105,7 @@ def _check_value(key: str, value: Any, typ: Any, meta: Mapping[str, Any]) -> Non
 # --------------------------------------------------------------------------- sections
 
 
-MAP_KINDS = ("grid", "highway")
+MAP_KINDS = ("grid", "highway", "trace")
 
 
 @dataclass(frozen=True)
@@ -114,19 +114,25 @@ class MapConfig(_Section):
 
     * ``grid``: a Manhattan grid of ``grid_blocks`` x ``grid_blocks`` blocks;
     * ``highway``: a straight road along x of ``highway_length_m`` with
-      ``lanes_per_direction`` lanes each way (3GPP TR 37.885 highway scenario).
+      ``lanes_per_direction`` lanes each way (3GPP TR 37.885 highway scenario);
+    * ``trace``: recorded vehicle positions replayed from ``trace_file`` (e.g. a SUMO
+      run converted by ``roadedge-trace``), a window of ``horizon`` ticks per episode.
 
     The fields of the other kind are ignored.
     """
 
     SECTION: ClassVar[str] = "map"
 
-    kind: str = _f("grid", doc="road network: grid | highway")
+    kind: str = _f("grid", doc="road network: grid | highway | trace")
     grid_blocks: int = _f(4, 1, 64, "grid: blocks per side; roads run on the block edges")
     block_m: float = _f(250.0, 20.0, 5000.0, "grid: block side length [m]")
     highway_length_m: float = _f(5000.0, 100.0, 1e6, "highway: road length along x [m]")
     lanes_per_direction: int = _f(3, 1, 8, "highway: lanes in each direction")
     lane_width_m: float = _f(3.5, 2.5, 5.0, "highway: lane width [m]")
+    trace_file: str = _f(
+        "",
+        doc="trace: the .npz trace (as given, else relative to envs/scenarios/traces)",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -421,7 +427,7 @@ def _check_consistency(cfg: ScenarioConfig) -> None:
             "sessions.start_rate_hz * dt_s must be at most 1 (at most one start per vehicle "
             f"and tick), got {cfg.sessions.start_rate_hz * cfg.dt_s:g}"
         )
-    if cfg.vehicles.initial_vehicles > cfg.vehicles.max_vehicles:
+    if cfg.vehicles.initial_vehicles > cfg.vehicles.max_vehicles and cfg.map.kind != "trace":
         raise ConfigError("vehicles.initial_vehicles must not exceed vehicles.max_vehicles")
     phases = cfg.migration.prepare_fraction + cfg.migration.sync_fraction
     phases += cfg.migration.switch_fraction
@@ -437,8 +443,10 @@ def _check_consistency(cfg: ScenarioConfig) -> None:
             raise ConfigError(f"{node}.services_per_node must not exceed tasks.n_services")
     if cfg.map.kind == "grid":
         _check_grid(cfg)
-    else:
+    elif cfg.map.kind == "highway":
         _check_highway(cfg)
+    else:
+        _check_trace(cfg)
 
 
 def _check_grid(cfg: ScenarioConfig) -> None:
@@ -479,6 +487,33 @@ def _check_highway(cfg: ScenarioConfig) -> None:
                 f"(nodes are spaced evenly along the highway, at least "
                 f"{HIGHWAY_MIN_SPACING_M:g} m apart), got {count} on {length:g} m"
             )
+
+
+def _check_trace(cfg: ScenarioConfig) -> None:
+    from .trace import TraceError, load_trace
+
+    if not cfg.map.trace_file:
+        raise ConfigError("map.trace_file must name a trace (.npz) when map.kind is trace")
+    try:
+        tr = load_trace(cfg.map.trace_file)
+    except TraceError as exc:
+        raise ConfigError(f"map.trace_file: {exc}") from None
+    if abs(cfg.dt_s - tr.dt_s) > 1e-9:
+        raise ConfigError(
+            f"dt_s must equal the trace's sample period {tr.dt_s:g} s when map.kind is trace, "
+            f"got {cfg.dt_s:g}"
+        )
+    if cfg.horizon >= tr.n_seconds:
+        raise ConfigError(
+            f"horizon={cfg.horizon} is too long for the trace {cfg.map.trace_file}: an episode "
+            f"replays horizon + 1 seconds and the trace has {tr.n_seconds}"
+        )
+    n_sites = len(tr.sites_xy)
+    if cfg.rsu.count > n_sites:
+        raise ConfigError(
+            f"rsu.count={cfg.rsu.count} exceeds the {n_sites} candidate RSU sites of the trace "
+            f"{cfg.map.trace_file} (its junctions)"
+        )
 
 
 def _get(cfg: Any, dotted: str) -> Any:

@@ -91,6 +91,7 @@ def metro_hops(
     rsu_xy: np.ndarray,
     uav_xy: np.ndarray,
     uav_cells: np.ndarray | None = None,
+    links: np.ndarray | None = None,
 ) -> np.ndarray:
     """Backhaul hop counts of the metro network, (R + U, R + U), RSUs first.
 
@@ -100,14 +101,17 @@ def metro_hops(
     their distance on the map. A UAV reaches the backhaul over one wireless hop
     to its nearest RSU; without RSUs, UAVs form the mesh themselves (on
     ``uav_cells``, default their k x k grid). On a highway the cells are a
-    chain, so hops grow linearly along the road.
+    chain, so hops grow linearly along the road. ``links`` (R, R) bool replaces the
+    placement-grid links between RSUs (a trace map: the Gabriel graph of the RSUs).
     """
     R, U = len(rsu_xy), len(uav_xy)
     N = R + U
     adjacent = np.zeros((N, N), dtype=bool)
     if R:
-        diff = np.abs(rsu_cells[:, None, :] - rsu_cells[None, :, :]).sum(-1)
-        adjacent[:R, :R] = diff == 1
+        if links is None:
+            diff = np.abs(rsu_cells[:, None, :] - rsu_cells[None, :, :]).sum(-1)
+            links = diff == 1
+        adjacent[:R, :R] = links
         if U:
             d2 = ((uav_xy[:, None, :] - rsu_xy[None, :, :]) ** 2).sum(-1)
             nearest = np.argmin(d2, axis=1)
@@ -137,7 +141,14 @@ def _highway_positions(count: int, length_m: float, y_m: float) -> np.ndarray:
 
 
 def build_layout(cfg: ScenarioConfig) -> Layout:
-    if cfg.map.kind == "highway":
+    if cfg.map.kind == "trace":  # RSUs at the busiest junctions, UAVs on a grid (§3.2)
+        from . import trace
+
+        tr = trace.load_trace(cfg.map.trace_file)
+        width, height = tr.width_m, tr.height_m
+        rsu_xy = trace.rsu_positions(tr, cfg.rsu.count)
+        uav_xy = trace.uav_positions(tr, grid_cells(cfg.uav.count))
+    elif cfg.map.kind == "highway":
         # RSUs on the road edge y = 0 (the +x side), UAVs above the median
         width, height = cfg.map.highway_length_m, cfg.map.road_width_m
         rsu_xy = _highway_positions(cfg.rsu.count, width, 0.0)
@@ -166,7 +177,9 @@ def build_layout(cfg: ScenarioConfig) -> Layout:
     )
     diff = pos[:, None, :] - pos[None, :, :]
     dist = np.sqrt((diff**2).sum(-1))
-    if cfg.map.kind == "highway":
+    if cfg.map.kind == "trace":
+        hops = metro_hops(None, rsu_xy, uav_xy, links=trace.gabriel_links(rsu_xy))
+    elif cfg.map.kind == "highway":
         hops = metro_hops(chain_cells(n_r), rsu_xy, uav_xy, chain_cells(n_u))
     else:
         hops = metro_hops(grid_cells(n_r), rsu_xy, uav_xy)

@@ -11,7 +11,8 @@ All vehicles of all environments move in one compiled kernel call.
 
 With ``map.kind = "highway"`` the same kernels call :mod:`.highway`'s per-vehicle
 steps (a straight multi-lane road); :func:`arrivals` and the row bookkeeping of
-:func:`spawn_vehicles` are shared.
+:func:`spawn_vehicles` are shared. With ``map.kind = "trace"`` :mod:`.trace` replays
+recorded positions instead: it moves, removes and adds the vehicles itself.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import math
 import numpy as np
 from numba import njit
 
-from . import highway
+from . import highway, trace
 from .config import ScenarioConfig
 from .rng import Stream, poisson_at, poisson_cap, uniform_at
 from .world import World
@@ -124,6 +125,9 @@ def _move_kernel(
 
 def move_vehicles(world: World, cfg: ScenarioConfig) -> None:
     """Advance every active vehicle one tick; deactivate those that leave the map."""
+    if cfg.map.kind == "trace":  # the trace's next second: moves, exits and entries
+        trace.replay(world, cfg, initial=False)
+        return
     w = world
     args = w.bound("move", (cfg,), lambda: (
         w.veh_active, w.veh_x, w.veh_y, w.veh_dir, w.veh_speed, w.veh_serial, w.key, w.tick,
@@ -205,7 +209,14 @@ def spawn_vehicles(world: World, cfg: ScenarioConfig, counts: np.ndarray, initia
     draw about it (entry, speed, turns, its tasks) is keyed on that serial, not
     on its row: which rows are free depends on when tasks end, i.e. on the
     controller, and the traffic must not (common random numbers).
+
+    ``map.kind = "trace"``: at reset the window's first second is placed (``counts`` is
+    ignored); entries come with the trace's seconds (:func:`move_vehicles`).
     """
+    if cfg.map.kind == "trace":
+        if initial:
+            trace.replay(world, cfg, initial=True)
+        return
     w = world
     args = w.bound("spawn", (cfg,), lambda: (
         w.veh_active, w.veh_tasks, w.veh_serial, w.veh_spawned, w.veh_x, w.veh_y, w.veh_dir,
@@ -224,6 +235,8 @@ def _arrivals_kernel(key, tick, mean, cap, out):
 def arrivals(world: World, cfg: ScenarioConfig) -> np.ndarray:
     """Poisson number of vehicles entering each environment this tick, shape (B,): exact
     inversion up to ``rng.poisson_cap(mean)`` (P(count > cap) < 1e-12 at any rate)."""
+    if cfg.map.kind == "trace":  # entries are the trace's
+        return np.zeros(world.key.shape[0], np.int64)
     mean = float(cfg.vehicles.arrival_rate_hz * cfg.dt_s)
     out = np.empty(world.key.shape[0], np.int64)
     cap = world.bound("arrivals", (cfg,), lambda: poisson_cap(mean))
