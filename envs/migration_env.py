@@ -290,6 +290,7 @@ def make_observation_space(cfg: ScenarioConfig, obs_mode: str) -> spaces.Space:
     N = cfg.n_nodes
     F = obs_lib.n_node_features(cfg)
     G = len(obs_lib.GLOBAL_FEATURES)
+    P = len(obs_lib.PAIR_FEATURES)
     if obs_mode == "flat":
         return spaces.Box(0.0, 1.0, (obs_lib.flat_size(cfg),), dtype=np.float32)
     return spaces.Dict(
@@ -298,6 +299,7 @@ def make_observation_space(cfg: ScenarioConfig, obs_mode: str) -> spaces.Space:
             "node_mask": spaces.Box(0.0, 1.0, (N,), dtype=np.float32),
             "distances": spaces.Box(0.0, 1.0, (N, N), dtype=np.float32),
             "globals": spaces.Box(0.0, 1.0, (G,), dtype=np.float32),
+            "pairs": spaces.Box(0.0, 1.0, (N, N, P), dtype=np.float32),
         }
     )
 
@@ -313,10 +315,11 @@ def build_observation(
     tick = sim.world.tick.astype(np.float64)
     nodes = obs_lib.node_matrix(view, cfg, tick)
     globs = obs_lib.global_vector(view, cfg, tick, sim.world.veh_active)
+    pairs = obs_lib.pair_tensor(view, cfg)
     sel = slice(None) if row is None else row
     if obs_mode == "flat":
         B = nodes.shape[0]
-        return np.concatenate([nodes.reshape(B, -1), globs], axis=1)[sel]
+        return np.concatenate([nodes.reshape(B, -1), globs, pairs.reshape(B, -1)], axis=1)[sel]
     dist = obs_lib.distance_matrix(view)
     B = nodes.shape[0]
     out = {
@@ -324,5 +327,6 @@ def build_observation(
         "node_mask": view.up.astype(np.float32),
         "distances": np.broadcast_to(dist, (B,) + dist.shape).copy(),
         "globals": globs,
+        "pairs": pairs,
     }
     return {k: v[sel] for k, v in out.items()}

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from .config import RadioConfig
 from .layout import Layout
@@ -115,12 +115,28 @@ def _radio_args(layout: Layout, radio: RadioConfig) -> tuple:
     )
 
 
+@njit(cache=True)
+def _seen_kernel(time_s, veh_active, veh_new, veh_access, veh_seen_s):
+    """``veh_seen_s[b, v, a] = now`` for every vehicle attached to ``a``; a vehicle that
+    entered since the last session draw (``veh_new``: a new vehicle, perhaps in a reused
+    row) first forgets every earlier contact."""
+    B, V = veh_access.shape
+    for b in range(B):
+        for v in range(V):
+            if veh_new[b, v]:
+                veh_seen_s[b, v, :] = -np.inf
+            a = veh_access[b, v]
+            if veh_active[b, v] and a >= 0:
+                veh_seen_s[b, v, a] = time_s[b]
+
+
 def update_access_links(
     world: World, layout: Layout, radio: RadioConfig, switch: Switch | None = None
 ) -> None:
     """Recompute every vehicle's access node and rate into the world's ``veh_access`` and
     ``veh_rate_mbps`` (at reset and in step 5 of every tick), with the variant
-    ``switch`` chooses (serial when None)."""
+    ``switch`` chooses (serial when None); then stamp the time of each access link in
+    ``veh_seen_s`` (controller-side: the controller sees the access links)."""
     w = world
     args = w.bound("access_links", (layout, radio), lambda: (
         w.veh_x, w.veh_y, w.veh_active, w.node_up, *_radio_args(layout, radio),
@@ -130,3 +146,4 @@ def update_access_links(
         _access_links_kernel(*args)
     else:
         switch.run(*args)
+    _seen_kernel(w.time_s, w.veh_active, w.veh_new, w.veh_access, w.veh_seen_s)
