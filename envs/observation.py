@@ -345,8 +345,8 @@ class Observer:
                 w.time_s, w.last_heartbeat_s, w.cooldown_until_s, w.last_failure_s,
                 w.slots_used, w.slots_reserved, lay.max_jobs, w.veh_active, w.veh_access,
                 w.task_vehicle, w.task_deadline_s, w.task_done, w.task_work, w.task_mig_target,
-                w.task_host, w.veh_seen_s, float(cfg.dt_s), age, free, cooldown, since,
-                attached, remaining, progress, access, migrating, detached,
+                w.task_host, w.veh_left_s, age, free, cooldown, since, attached, remaining,
+                progress, access, migrating, detached,
             ),
             (
                 w.view_up, w.view_load, w.slots_reserved, w.view_battery, lay.is_uav,

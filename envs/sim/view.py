@@ -64,8 +64,8 @@ class ControllerView:
     # Read by the observation's anticipation features (optional for hand-built views
     # that only feed rule baselines; :func:`controller_view` always fills them).
     task_vehicle: np.ndarray | None = None  # (B, T) the row's vehicle
-    task_detached_s: np.ndarray | None = None  # (B, T) time since the vehicle was attached to
-    #   the row's host, as of the last access-link update (0 if attached, inf if never / no host)
+    task_detached_s: np.ndarray | None = None  # (B, T) time since the row's vehicle's access
+    #   link to the row's host ended (0 while attached, inf if never attached or no host)
     mig_target: np.ndarray | None = None  # (B, N) target of the migration leaving n, -1 none
     # vehicles (B, V): what the radio shows the controller
     veh_active: np.ndarray | None = None
@@ -79,7 +79,7 @@ class ControllerView:
 def _derived_kernel(
     time_s, last_heartbeat_s, cooldown_until_s, last_failure_s, slots_used, slots_reserved,
     max_jobs, veh_active, veh_access, task_vehicle, task_deadline_s, task_done, task_work,
-    task_mig_target, task_host, veh_seen_s, dt_s, heartbeat_age_s, free_slots, cooldown_left_s,
+    task_mig_target, task_host, veh_left_s, heartbeat_age_s, free_slots, cooldown_left_s,
     since_failure_s, attached, task_remaining_s, task_progress, task_access, task_migrating,
     task_detached_s,
 ):  # fmt: skip
@@ -102,10 +102,13 @@ def _derived_kernel(
             task_progress[b, t] = task_done[b, t] / max(work, 1.0) if work > 0 else 0.0
             task_access[b, t] = veh_access[b, v] if veh_active[b, v] else -1
             task_migrating[b, t] = task_mig_target[b, t] >= 0
-            # The access links were last computed at the start of the tick (``now - dt``),
-            # from the positions at its end: a link seen then is 0 s old.
             h = task_host[b, t]
-            task_detached_s[b, t] = max(now - dt_s - veh_seen_s[b, v, h], 0.0) if h >= 0 else np.inf
+            if h < 0:
+                task_detached_s[b, t] = np.inf
+            elif task_access[b, t] == h:
+                task_detached_s[b, t] = 0.0
+            else:  # -inf (never attached to h since it entered): inf
+                task_detached_s[b, t] = now - veh_left_s[b, v, h]
 
 
 def controller_view(sim: Simulator) -> ControllerView:
@@ -123,7 +126,7 @@ def controller_view(sim: Simulator) -> ControllerView:
         w.time_s, w.last_heartbeat_s, w.cooldown_until_s, w.last_failure_s, w.slots_used,
         w.slots_reserved, lay.max_jobs, w.veh_active, w.veh_access, w.task_vehicle,
         w.task_deadline_s, w.task_done, w.task_work, w.task_mig_target, w.task_host,
-        w.veh_seen_s, float(cfg.dt_s), age, free, cooldown, since, attached, remaining,
+        w.veh_left_s, age, free, cooldown, since, attached, remaining,
         progress, access, migrating, detached,
     )  # fmt: skip
     view = ControllerView(
