@@ -51,8 +51,9 @@ def _state():
     w.veh_x[0, 1] = sim.layout.pos_xyz[1, 0]  # v1: RSU 0 -> RSU 1 at t = 1 s
     refresh_radio(sim)
     assert w.veh_access[0, 1] == 1 and w.veh_left_s[0, 1, 0] == 1.0
-    for veh, host, kind in ((0, 0, KIND_SESSION), (1, 0, KIND_SESSION), (2, 0, KIND_SESSION),
-                            (3, 1, KIND_SESSION), (4, 1, KIND_SESSION), (2, 2, KIND_TASK)):  # fmt: skip
+    rows = [(0, 0, KIND_SESSION), (1, 0, KIND_SESSION), (2, 0, KIND_SESSION),
+            (3, 1, KIND_SESSION), (4, 1, KIND_SESSION), (2, 2, KIND_TASK)]  # fmt: skip
+    for veh, host, kind in rows:
         place(sim, veh=veh, host=host, service=SERVICE_RSUS, kind=kind)
     sim.step(noop(sim))  # t = 2 s (parked vehicles: no link changes)
     w.veh_x[0, 3], w.veh_y[0, 3] = sim.layout.pos_xyz[0, :2]  # v3: RSU 1 -> RSU 0 at t = 2 s
