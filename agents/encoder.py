@@ -1,16 +1,20 @@
 """A permutation-invariant, node-count-agnostic encoder for RoadEdge's dict observation.
 
 ``NodeSetExtractor`` is an SB3 features extractor for ``obs_mode="dict"``
-(``nodes`` (N, F), ``node_mask`` (N,), ``distances`` (N, N), ``globals`` (G,)).
-It treats the nodes as a *set*:
+(``nodes`` (N, F), ``node_mask`` (N,), ``distances`` (N, N), ``globals`` (G,),
+and, when the space has it, ``pairs`` (N, N, P)). It treats the nodes as a *set*:
 
 1. every node row gets two distance summaries, its mean and its least
    distance to the *other unmasked* nodes (how central / how isolated it is
-   among the nodes that are up), and goes through one shared MLP;
+   among the nodes that are up), and ``2 * P`` pair summaries, the sums of its
+   outgoing (``pairs[i, :]``) and incoming (``pairs[:, i]``) pair features over
+   the unmasked nodes (e.g. its sessions heading elsewhere, other nodes'
+   sessions heading here), and goes through one shared MLP;
 2. one layer of multi-head self-attention between the nodes, with the node
    mask as key padding mask (masked nodes are never attended to) and a
    learned per-head penalty ``-softplus(w_h) * d_ij`` on the logits, so a head
-   can prefer nearby nodes (migrations are cheaper between close nodes);
+   can prefer nearby nodes (migrations are cheaper between close nodes), plus
+   a learned per-head linear term of ``pairs[i, j]`` (zero at start);
    residual + LayerNorm, then a shared feed-forward block, residual + LayerNorm;
 3. masked mean- and max-pooling over the unmasked nodes, concatenated with an
    MLP of the global features, then a final linear layer + ReLU to
@@ -59,8 +63,9 @@ from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-OBS_KEYS = ("nodes", "node_mask", "distances", "globals")
+OBS_KEYS = ("nodes", "node_mask", "distances", "globals")  # and "pairs" when present
 N_DIST_FEATURES = 2  # mean and least distance to the other unmasked nodes
+PAIR_SUMMARIES = 2  # per pair feature: outgoing and incoming sums over the unmasked nodes
 _NEG = -1e9  # logit of a masked key: finite, so an all-masked row gives no NaN
 
 
@@ -84,6 +89,15 @@ def distance_summary(distances: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     return torch.stack([mean, least], dim=-1)
 
 
+def pair_summary(pairs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, N, 2P): per node ``i``, ``sum_j pairs[i, j]`` then ``sum_j pairs[j, i]`` over the
+    unmasked ``j`` (``i`` itself included), each (B, N, P). Permutation-equivariant; masked
+    nodes' pairs have no influence (replaced, not multiplied: NaN there cannot leak)."""
+    pair = (mask[:, :, None] & mask[:, None, :])[..., None]
+    p = torch.where(pair, pairs, torch.zeros_like(pairs))
+    return torch.cat([p.sum(2), p.sum(1)], dim=-1)
+
+
 class MaskedDistanceAttention(nn.Module):
     """Multi-head self-attention over nodes with a key padding mask and a distance bias.
 
@@ -91,7 +105,9 @@ class MaskedDistanceAttention(nn.Module):
     with masked keys ``j`` excluded. Equivariant to permuting the nodes.
     """
 
-    def __init__(self, embed_dim: int, n_heads: int, distance_bias: bool = True):
+    def __init__(
+        self, embed_dim: int, n_heads: int, distance_bias: bool = True, n_pair_features: int = 0
+    ):
         super().__init__()
         if embed_dim % n_heads:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by n_heads ({n_heads})")
@@ -101,9 +117,18 @@ class MaskedDistanceAttention(nn.Module):
         self.out = nn.Linear(embed_dim, embed_dim)
         # softplus(-2) ~ 0.13: starts close to plain attention.
         self.distance_weight = nn.Parameter(torch.full((n_heads,), -2.0)) if distance_bias else None
+        # + pairs[i, j] . u_h: zero at start, so it starts as the distance-only attention
+        self.pair_weight: nn.Linear | None = None
+        if n_pair_features:
+            self.pair_weight = nn.Linear(n_pair_features, n_heads, bias=False)
+            nn.init.zeros_(self.pair_weight.weight)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, distances: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        distances: torch.Tensor | None = None,
+        pairs: torch.Tensor | None = None,
     ) -> torch.Tensor:
         B, N, E = x.shape
         q, k, v = self.qkv(x).view(B, N, 3, self.n_heads, self.head_dim).unbind(dim=2)
@@ -112,6 +137,8 @@ class MaskedDistanceAttention(nn.Module):
         if self.distance_weight is not None and distances is not None:
             slope = nn.functional.softplus(self.distance_weight).view(1, -1, 1, 1)
             logits = logits - slope * distances[:, None]
+        if self.pair_weight is not None and pairs is not None:
+            logits = logits + self.pair_weight(pairs).permute(0, 3, 1, 2)
         logits = logits.masked_fill(~mask[:, None, None, :], _NEG)
         attn = torch.softmax(logits, dim=-1)
         y = (attn @ v).transpose(1, 2).reshape(B, N, E)
@@ -122,8 +149,9 @@ class NodeSetExtractor(BaseFeaturesExtractor):
     """Set encoder for RoadEdge's dict observation (see the module docstring).
 
     :param observation_space: the env's ``Dict`` space with keys ``nodes``
-        (N, F), ``node_mask`` (N,), ``distances`` (N, N) and ``globals`` (G,).
-        Only ``F`` and ``G`` are read; ``N`` may differ at call time.
+        (N, F), ``node_mask`` (N,), ``distances`` (N, N), ``globals`` (G,) and
+        optionally ``pairs`` (N, N, P). Only ``F``, ``G`` and ``P`` are read; ``N``
+        may differ at call time.
     :param embed_dim: width of the per-node embedding (divisible by ``n_heads``).
     :param n_heads: attention heads.
     :param global_dim: width of the global-feature embedding.
@@ -162,9 +190,15 @@ class NodeSetExtractor(BaseFeaturesExtractor):
         assert globals_shape is not None
         self.n_node_features = int(nodes_shape[1])
         self.n_global_features = int(globals_shape[0])
+        pairs_space = observation_space.spaces.get("pairs")
+        self.n_pair_features = 0 if pairs_space is None else int(pairs_space.shape[-1])
         self.use_distances = use_distances
         self.use_mask = use_mask
-        node_in = self.n_node_features + (N_DIST_FEATURES if use_distances else 0)
+        node_in = (
+            self.n_node_features
+            + (N_DIST_FEATURES if use_distances else 0)
+            + PAIR_SUMMARIES * self.n_pair_features
+        )
         self.node_mlp = nn.Sequential(
             nn.Linear(node_in, embed_dim),
             nn.ReLU(),
@@ -173,7 +207,9 @@ class NodeSetExtractor(BaseFeaturesExtractor):
         )
         self.attention: MaskedDistanceAttention | None = None
         if attention:
-            self.attention = MaskedDistanceAttention(embed_dim, n_heads, use_distances)
+            self.attention = MaskedDistanceAttention(
+                embed_dim, n_heads, use_distances, self.n_pair_features
+            )
             self.norm1 = nn.LayerNorm(embed_dim)
             self.ff = nn.Sequential(
                 nn.Linear(embed_dim, 2 * embed_dim), nn.ReLU(), nn.Linear(2 * embed_dim, embed_dim)
@@ -212,9 +248,19 @@ class NodeSetExtractor(BaseFeaturesExtractor):
             pair = mask[:, :, None] & mask[:, None, :]
             distances = torch.where(pair, distances, torch.zeros_like(distances))
             nodes = torch.cat([nodes, distance_summary(distances, mask)], dim=-1)
+        pairs = None
+        if self.n_pair_features:
+            pairs = observations["pairs"]
+            if pairs.shape[-1] != self.n_pair_features:
+                raise ValueError(
+                    f"expected {self.n_pair_features} features per pair, got {pairs.shape[-1]}"
+                )
+            pair = (mask[:, :, None] & mask[:, None, :])[..., None]
+            pairs = torch.where(pair, pairs, torch.zeros_like(pairs))
+            nodes = torch.cat([nodes, pair_summary(pairs, mask)], dim=-1)
         h = self.node_mlp(nodes)  # (B, N, E)
         if self.attention is not None:
-            h = self.norm1(h + self.attention(h, mask, distances))
+            h = self.norm1(h + self.attention(h, mask, distances, pairs))
             h = self.norm2(h + self.ff(h))
         h = torch.where(keep, h, torch.zeros_like(h))
         return h, mask, self.global_mlp(observations["globals"])

@@ -8,12 +8,14 @@ learned once per node. Here the logits are computed *from the nodes
 themselves*, with weights shared by every node and every pair:
 
 * ``stay[i]  = MLP(h_i, g) + noop_bias`` — choice 0, "do nothing at node i";
-* ``move[i, j] = w . relu(A h_i + B h_j + c d_ij + G g + b)`` — choice
+* ``move[i, j] = w . relu(A h_i + B h_j + c d_ij + P p_ij + G g + b)`` — choice
   ``j + 1``, "move node i's most urgent tasks to node j";
 
 where ``h`` are the per-node embeddings of :class:`NodeSetExtractor`
 (attention between nodes, so each embedding knows its context), ``g`` the
-pooled summary and ``d`` the normalised pairwise distances. What is learned
+pooled summary, ``d`` the normalised pairwise distances and ``p`` the
+observation's pair features (``pairs``: node i's sessions attached to / heading
+for node j, a migration in flight i -> j), when the space has them. What is learned
 about one node or pair applies to all of them, the logits follow the nodes
 when they are permuted, and no weight of the policy depends on ``N``
 (the value head reads the pooled summary only), so a saved policy runs on
@@ -47,12 +49,14 @@ from .encoder import NodeSetExtractor
 
 
 class NodeEmbeddingExtractor(BaseFeaturesExtractor):
-    """Per-node embeddings, pooled summary and distances, packed into one flat tensor.
+    """Per-node embeddings, pooled summary, distances and pair features, packed into one
+    flat tensor.
 
     SB3 passes one tensor from the extractor to the heads, so the output is
-    ``[h (N*E) | pooled (P) | distances (N*N)]``; :func:`unpack` splits it
-    again. Every node is encoded (``use_mask=False``): a node believed down
-    must stay visible, its orphans are what a failover acts on.
+    ``[h (N*E) | pooled (P) | distances (N*N) | pairs (N*N*Q)]`` (``Q`` pair
+    features, 0 without ``pairs``); :func:`unpack` splits it again. Every node is
+    encoded (``use_mask=False``): a node believed down must stay visible, its
+    orphans are what a failover acts on.
     """
 
     def __init__(
@@ -64,7 +68,9 @@ class NodeEmbeddingExtractor(BaseFeaturesExtractor):
         pooled_dim: int = 128,
     ):
         n = int(observation_space["nodes"].shape[0])
-        super().__init__(observation_space, n * embed_dim + pooled_dim + n * n)
+        pairs_space = observation_space.spaces.get("pairs")
+        q = 0 if pairs_space is None else int(pairs_space.shape[-1])
+        super().__init__(observation_space, n * embed_dim + pooled_dim + n * n * (1 + q))
         self.encoder = NodeSetExtractor(
             observation_space,
             embed_dim=embed_dim,
@@ -74,27 +80,37 @@ class NodeEmbeddingExtractor(BaseFeaturesExtractor):
             use_mask=False,
         )
         self.embed_dim, self.pooled_dim = embed_dim, pooled_dim
-        self.layout = (n, embed_dim, pooled_dim)  # what :func:`unpack` needs
+        self.n_pair_features = q
+        self.layout = (n, embed_dim, pooled_dim, q)  # what :func:`unpack` needs
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         h, mask, g = self.encoder.encode_nodes(observations)
         pooled = self.encoder.pool(h, mask, g)
         b = h.shape[0]
-        return torch.cat([h.reshape(b, -1), pooled, observations["distances"].reshape(b, -1)], 1)
+        parts = [h.reshape(b, -1), pooled, observations["distances"].reshape(b, -1)]
+        if self.n_pair_features:
+            parts.append(observations["pairs"].reshape(b, -1))
+        return torch.cat(parts, 1)
 
 
 def unpack(
-    latent: torch.Tensor, n_nodes: int, embed_dim: int, pooled_dim: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(h (B, N, E), pooled (B, P), distances (B, N, N)) from the extractor's packed output."""
+    latent: torch.Tensor, n_nodes: int, embed_dim: int, pooled_dim: int, n_pair_features: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(h (B, N, E), pooled (B, P), distances (B, N, N), pairs (B, N, N, Q)) from the
+    extractor's packed output (``pairs`` has Q = 0 features without them)."""
     b, width = latent.shape
-    n, e, p = n_nodes, embed_dim, pooled_dim
-    if n * e + p + n * n != width:
-        raise ValueError(f"latent width {width} does not match {n} nodes, embed {e}, pooled {p}")
+    n, e, p, q = n_nodes, embed_dim, pooled_dim, n_pair_features
+    if n * e + p + n * n * (1 + q) != width:
+        raise ValueError(
+            f"latent width {width} does not match {n} nodes, embed {e}, pooled {p}, "
+            f"{q} pair features"
+        )
     h = latent[:, : n * e].reshape(b, n, e)
     pooled = latent[:, n * e : n * e + p]
-    distances = latent[:, n * e + p :].reshape(b, n, n)
-    return h, pooled, distances
+    start = n * e + p
+    distances = latent[:, start : start + n * n].reshape(b, n, n)
+    pairs = latent[:, start + n * n :].reshape(b, n, n, q)
+    return h, pooled, distances, pairs
 
 
 class PointerHead(nn.Module):
@@ -109,6 +125,8 @@ class PointerHead(nn.Module):
         self.dst = nn.Linear(e, hidden, bias=False)
         self.ctx = nn.Linear(p, hidden, bias=False)
         self.dist = nn.Parameter(torch.zeros(hidden))
+        q = extractor.n_pair_features
+        self.pairs = nn.Linear(q, hidden, bias=False) if q else None
         self.move = nn.Linear(hidden, 1)
         # Start near uniform, as SB3 does (gain 0.01 on the output layer), plus a
         # learnable offset of "do nothing" that ``noop_logit_bias`` sets.
@@ -118,7 +136,7 @@ class PointerHead(nn.Module):
         self.noop_bias = nn.Parameter(torch.zeros(()))
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        h, pooled, distances = unpack(latent, *self.layout)
+        h, pooled, distances, pairs = unpack(latent, *self.layout)
         b, n, _ = h.shape
         ctx = pooled[:, None, :].expand(b, n, pooled.shape[1])
         stay = self.stay(torch.cat([h, ctx], -1)) + self.noop_bias  # (B, N, 1)
@@ -128,6 +146,8 @@ class PointerHead(nn.Module):
             + self.ctx(pooled)[:, None, None, :]
             + distances[..., None] * self.dist
         )
+        if self.pairs is not None:
+            pair = pair + self.pairs(pairs)
         move = self.move(torch.relu(pair)).squeeze(-1)  # (B, N, N): i -> j
         return torch.cat([stay, move], -1).reshape(b, n * (n + 1))
 
@@ -190,7 +210,7 @@ class _PointerMixin:
 class _Pooled(nn.Module):
     """The pooled summary out of the packed latent (no parameters)."""
 
-    def __init__(self, layout: tuple[int, int, int]):
+    def __init__(self, layout: tuple[int, int, int, int]):
         super().__init__()
         self.layout = layout
 

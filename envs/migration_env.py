@@ -76,15 +76,23 @@ class RoadEdgeEnv(gym.Env):
 
     | ``obs_mode`` | space |
     |---|---|
-    | ``"flat"`` (default) | ``Box(0, 1, (N * F + G,), float32)``: node rows, then globals |
-    | ``"dict"`` | ``Dict(nodes=(N, F), node_mask=(N,), distances=(N, N), globals=(G,))`` |
+    | ``"flat"`` (default) | ``Box(0, 1, (N*F + G + N*N*P,), float32)``: nodes, globals, pairs |
+    | ``"dict"`` | ``Dict(nodes=(N, F), node_mask=(N,), distances=(N, N), globals=(G,), ...)`` |
 
-    ``F = 17 + n_services`` node features (believed up, load, reserved,
+    The dict's last key is ``pairs=(N, N, P)``.
+
+    ``F = 19 + n_services`` node features (believed up, load, reserved,
     battery, is UAV, cooldown, migrating, orphans, away share, hops, urgency,
     min/mean deadline slack, heartbeat age, recent failure, attached vehicles,
-    CPU, then the service capability bits); ``G = 6`` globals (time, mean RSU
-    load, queued, orphaned, vehicles, controller up). ``node_mask`` is 1 for
-    nodes believed up.
+    CPU, detached max/mean: how long hosted sessions' vehicles have been off
+    this node, then the service capability bits); ``G = 6`` globals (time, mean
+    RSU load, queued, orphaned, vehicles, controller up). ``node_mask`` is 1 for
+    nodes believed up. ``P = 3`` features per ordered node pair ``(i, j)``:
+    node ``i``'s sessions whose vehicle is attached to ``j`` now, and those
+    whose vehicle, projected ahead by speed x ``migration.cooldown_s`` along its
+    heading, lands in the coverage of ``j`` (the access rule among the nodes
+    believed up), each / ``max_jobs`` of ``i``; and 1 if the migration in
+    flight from ``i`` goes to ``j``. MODEL.md Appendix A defines each.
 
     ## Rewards
 
@@ -134,6 +142,13 @@ class RoadEdgeEnv(gym.Env):
 
     ## Version history
 
+    * v1 (issue 15, observation): features to anticipate where vehicles go. The
+      dict observation gains ``pairs`` (N, N, 3): sessions of i attached to j,
+      heading for j, migration i -> j in flight; the flat vector appends them
+      after the globals. Two node features (``detached_max``,
+      ``detached_mean``; F 17 + S -> 19 + S), from a new controller-side world
+      array ``veh_left_s`` stamped when an access link ends. Dynamics unchanged;
+      observations (and models trained on them) of earlier v1 are incompatible.
     * v1 (issue 13, compiled core): every phase of a tick, the action mask and the
       observation run as Numba kernels; dynamics unchanged but for float rounding
       (received power as a power law). Fixed: vehicle arrivals above ~745 per tick
@@ -290,6 +305,7 @@ def make_observation_space(cfg: ScenarioConfig, obs_mode: str) -> spaces.Space:
     N = cfg.n_nodes
     F = obs_lib.n_node_features(cfg)
     G = len(obs_lib.GLOBAL_FEATURES)
+    P = len(obs_lib.PAIR_FEATURES)
     if obs_mode == "flat":
         return spaces.Box(0.0, 1.0, (obs_lib.flat_size(cfg),), dtype=np.float32)
     return spaces.Dict(
@@ -298,6 +314,7 @@ def make_observation_space(cfg: ScenarioConfig, obs_mode: str) -> spaces.Space:
             "node_mask": spaces.Box(0.0, 1.0, (N,), dtype=np.float32),
             "distances": spaces.Box(0.0, 1.0, (N, N), dtype=np.float32),
             "globals": spaces.Box(0.0, 1.0, (G,), dtype=np.float32),
+            "pairs": spaces.Box(0.0, 1.0, (N, N, P), dtype=np.float32),
         }
     )
 
@@ -313,10 +330,11 @@ def build_observation(
     tick = sim.world.tick.astype(np.float64)
     nodes = obs_lib.node_matrix(view, cfg, tick)
     globs = obs_lib.global_vector(view, cfg, tick, sim.world.veh_active)
+    pairs = obs_lib.pair_tensor(view, cfg)
     sel = slice(None) if row is None else row
     if obs_mode == "flat":
         B = nodes.shape[0]
-        return np.concatenate([nodes.reshape(B, -1), globs], axis=1)[sel]
+        return np.concatenate([nodes.reshape(B, -1), globs, pairs.reshape(B, -1)], axis=1)[sel]
     dist = obs_lib.distance_matrix(view)
     B = nodes.shape[0]
     out = {
@@ -324,5 +342,6 @@ def build_observation(
         "node_mask": view.up.astype(np.float32),
         "distances": np.broadcast_to(dist, (B,) + dist.shape).copy(),
         "globals": globs,
+        "pairs": pairs,
     }
     return {k: v[sel] for k, v in out.items()}

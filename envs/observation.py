@@ -2,8 +2,11 @@
 
 Every feature is normalised to [0, 1]. The flat vector (``obs_mode="flat"``)
 is the per-node matrix flattened row by row, followed by the global
-features; the dict (``obs_mode="dict"``) keeps the matrix, a node mask, the
-pairwise distance matrix and the globals apart, for set/graph encoders.
+features, followed by the (N, N, P) pair features flattened (source node,
+then target node, then feature); the dict (``obs_mode="dict"``) keeps the
+matrix, a node mask, the pairwise distance matrix, the globals and the pair
+features apart, for set/graph encoders. MODEL.md Appendix A defines every
+feature.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ import numpy as np
 from numba import njit
 
 from .sim.config import ScenarioConfig
+from .sim.radio import _radio_args
 from .sim.triggers import mean_rsu_load
 from .sim.view import ControllerView
-from .sim.world import ORPHANED, QUEUED, RUNNING
+from .sim.world import KIND_SESSION, ORPHANED, QUEUED, RUNNING
 
 NODE_FEATURES = (
     "up",  # believed up (heartbeats)
@@ -36,6 +40,14 @@ NODE_FEATURES = (
     "recent_failure",  # exp(-time since last detected failure / failure_cooldown_s)
     "attached",  # vehicles attached to this node / max_jobs (clipped)
     "cpu",  # CPU capacity / the largest in the scenario
+    "detached_max",  # 1 - exp(-longest time a hosted session's vehicle is off this node / tau)
+    "detached_mean",  # mean over the hosted sessions of 1 - exp(-that time / tau)
+)
+# Per ordered node pair (i, j), over node i's RUNNING sessions (tasks are not counted):
+PAIR_FEATURES = (
+    "attached",  # sessions of i whose vehicle is attached to j now / max_jobs of i
+    "heading",  # sessions of i whose vehicle, projected ahead by speed x horizon, lands at j
+    "migrating",  # 1 if the migration in flight from i goes to j
 )
 GLOBAL_FEATURES = (
     "time",  # tick / horizon
@@ -52,7 +64,20 @@ def n_node_features(cfg: ScenarioConfig) -> int:
 
 
 def flat_size(cfg: ScenarioConfig) -> int:
-    return cfg.n_nodes * n_node_features(cfg) + len(GLOBAL_FEATURES)
+    N = cfg.n_nodes
+    return N * n_node_features(cfg) + len(GLOBAL_FEATURES) + N * N * len(PAIR_FEATURES)
+
+
+def detach_tau_s(cfg: ScenarioConfig) -> float:
+    """Time scale of the ``detached_*`` features: the migration cooldown (at least one tick)."""
+    return max(cfg.migration.cooldown_s, cfg.dt_s)
+
+
+def heading_horizon_s(cfg: ScenarioConfig) -> float:
+    """How far ahead ``heading`` projects a vehicle: the migration cooldown, the earliest
+    a node that migrates now can migrate again, so the sessions it moves should suit
+    where their vehicles are by then."""
+    return float(cfg.migration.cooldown_s)
 
 
 @njit(cache=True)
@@ -65,7 +90,7 @@ def _node_kernel(
     up, load, slots_reserved, battery, is_uav, cooldown_left_s, migrating, task_state,
     task_host, task_origin, task_remaining_s, away, mean_hops, urgency, heartbeat_age_s,
     since_failure_s, attached, cpu_hz, capability, max_jobs, cooldown_s, max_hops, detect_s,
-    failure_cooldown_s, deadline_max_s, out,
+    failure_cooldown_s, deadline_max_s, task_kind, task_detached_s, detach_tau_s, out,
 ):  # fmt: skip
     B, N = up.shape
     T = task_state.shape[1]
@@ -73,12 +98,16 @@ def _node_kernel(
     F0 = out.shape[2] - S
     n_hosted, slack_sum = np.empty(N), np.empty(N)
     slack_min, n_orphans = np.empty(N), np.empty(N)
+    n_sessions, detached_sum, detached_max = np.empty(N), np.empty(N), np.empty(N)
     cpu_max = cpu_hz.max()
     for b in range(B):
         n_hosted[:] = 0.0
         slack_sum[:] = 0.0
         slack_min[:] = 1.0
         n_orphans[:] = 0.0
+        n_sessions[:] = 0.0
+        detached_sum[:] = 0.0
+        detached_max[:] = 0.0
         for t in range(T):
             state = task_state[b, t]
             if state == RUNNING:
@@ -87,6 +116,11 @@ def _node_kernel(
                 n_hosted[h] += 1.0
                 slack_sum[h] += slack
                 slack_min[h] = min(slack_min[h], slack)
+                if task_kind[b, t] == KIND_SESSION:
+                    off = 1.0 - math.exp(-task_detached_s[b, t] / detach_tau_s)
+                    n_sessions[h] += 1.0
+                    detached_sum[h] += off
+                    detached_max[h] = max(detached_max[h], off)
             elif state == ORPHANED:
                 n_orphans[max(task_origin[b, t], 0)] += 1.0
         for n in range(N):
@@ -109,6 +143,8 @@ def _node_kernel(
             f[14] = _clip01(math.exp(-since_failure_s[b, n] / failure_cooldown_s))
             f[15] = _clip01(attached[b, n] / jobs)
             f[16] = _clip01(cpu_hz[n] / cpu_max)
+            f[17] = _clip01(detached_max[n])
+            f[18] = _clip01(detached_sum[n] / n_sessions[n] if n_sessions[n] > 0 else 0.0)
             for k in range(S):
                 f[F0 + k] = 1.0 if capability[n, k] else 0.0
 
@@ -126,7 +162,95 @@ def node_matrix(view: ControllerView, cfg: ScenarioConfig, tick: np.ndarray) -> 
         lay.cpu_hz, lay.capability, lay.max_jobs, max(cfg.migration.cooldown_s, 1e-9),
         max(float(lay.hops.max()), 1.0),
         float(cfg.faults.heartbeat_misses * cfg.faults.heartbeat_interval_s),
-        max(cfg.faults.failure_cooldown_s, 1e-9), float(cfg.tasks.deadline_s_max), out,
+        max(cfg.faults.failure_cooldown_s, 1e-9), float(cfg.tasks.deadline_s_max),
+        v.task_kind, _need(v.task_detached_s, "task_detached_s"), detach_tau_s(cfg), out,
+    )  # fmt: skip
+    return out
+
+
+def _need(value, name: str) -> np.ndarray:
+    if value is None:
+        raise ValueError(f"the observation needs the view's {name} (see controller_view)")
+    return value
+
+
+@njit(cache=True)
+def _pairs_kernel(
+    task_state, task_kind, task_host, task_access, task_vehicle, veh_active, veh_x, veh_y,
+    veh_dir, veh_speed, up, pos_xyz, coverage_m, gain_mw, half_exponent, horizon_s, max_jobs,
+    migrating, mig_target, out,
+):  # fmt: skip
+    """(B, N, N, P) PAIR_FEATURES into ``out``. ``heading`` projects the vehicle straight
+    ahead (``veh_dir``: 0 +x, 1 +y, 2 -x, 3 -y) by ``speed * horizon_s`` and takes the
+    node the access rule (MODEL.md section 4) would pick there among the nodes believed
+    up: in coverage (ground distance), strongest received power, lowest index on a tie."""
+    B, N = up.shape
+    T = task_state.shape[1]
+    count = np.empty((N, N, 2))
+    for b in range(B):
+        count[:] = 0.0
+        for t in range(T):
+            if task_state[b, t] != RUNNING or task_kind[b, t] != KIND_SESSION:
+                continue
+            i = task_host[b, t]
+            a = task_access[b, t]
+            if a >= 0:
+                count[i, a, 0] += 1.0
+            v = task_vehicle[b, t]
+            if not veh_active[b, v]:
+                continue
+            ahead = veh_speed[b, v] * horizon_s
+            d = veh_dir[b, v]
+            x = veh_x[b, v] + (ahead if d == 0 else (-ahead if d == 2 else 0.0))
+            y = veh_y[b, v] + (ahead if d == 1 else (-ahead if d == 3 else 0.0))
+            best = -1
+            best_mw = 0.0
+            for n in range(N):
+                if not up[b, n]:
+                    continue
+                dx = x - pos_xyz[n, 0]
+                dy = y - pos_xyz[n, 1]
+                ground2 = dx * dx + dy * dy
+                if ground2 > coverage_m[n] * coverage_m[n]:
+                    continue
+                p_mw = gain_mw[n] * max(ground2 + pos_xyz[n, 2] * pos_xyz[n, 2], 1.0) ** (
+                    -half_exponent
+                )
+                if p_mw > best_mw:
+                    best = n
+                    best_mw = p_mw
+            if best >= 0:
+                count[i, best, 1] += 1.0
+        for i in range(N):
+            jobs = float(max_jobs[i])
+            target = mig_target[b, i] if migrating[b, i] else -1
+            for j in range(N):
+                f = out[b, i, j]
+                f[0] = _clip01(count[i, j, 0] / jobs)
+                f[1] = _clip01(count[i, j, 1] / jobs)
+                f[2] = 1.0 if j == target else 0.0
+
+
+def _pairs_constants(layout, cfg: ScenarioConfig) -> tuple:
+    pos, coverage, gain, half_exponent = _radio_args(layout, cfg.radio)[:4]
+    return pos, coverage, gain, half_exponent, heading_horizon_s(cfg), layout.max_jobs
+
+
+def pair_tensor(view: ControllerView, cfg: ScenarioConfig) -> np.ndarray:
+    """(B, N, N, P) float32 pair features (PAIR_FEATURES) of ordered node pairs (i, j)."""
+    v = view
+    B, N = v.up.shape
+    out = np.empty((B, N, N, len(PAIR_FEATURES)), np.float32)
+    need = {
+        name: _need(getattr(v, name), name)
+        for name in (
+            "task_vehicle", "veh_active", "veh_x", "veh_y", "veh_dir", "veh_speed", "mig_target"
+        )
+    }  # fmt: skip
+    _pairs_kernel(
+        v.task_state, v.task_kind, v.task_host, v.task_access, need["task_vehicle"],
+        need["veh_active"], need["veh_x"], need["veh_y"], need["veh_dir"], need["veh_speed"],
+        v.up, *_pairs_constants(v.layout, cfg), v.migrating, need["mig_target"], out,
     )  # fmt: skip
     return out
 
@@ -196,16 +320,20 @@ class Observer:
         B, N = w.view_up.shape
         T = w.task_state.shape[1]
         self.obs_mode = obs_mode
-        self._kernels = (_node_triggers_kernel, _derived_kernel, _node_kernel, _globals_kernel)
+        self._kernels = (
+            _node_triggers_kernel, _derived_kernel, _node_kernel, _globals_kernel, _pairs_kernel
+        )  # fmt: skip
         code = np.empty((B, N), np.int8)
         urgency, thr, away, hops, age, cooldown, since = (np.empty((B, N)) for _ in range(7))
         free, attached = np.empty((B, N), np.int64), np.empty((B, N), np.int64)
         remaining, progress = np.empty((B, T)), np.empty((B, T))
         access, migrating = np.empty((B, T), np.int64), np.empty((B, T), np.bool_)
-        F, G = n_node_features(cfg), len(GLOBAL_FEATURES)
-        self._flat = np.empty((B, N * F + G), np.float32)
+        detached = np.empty((B, T))
+        F, G, P = n_node_features(cfg), len(GLOBAL_FEATURES), len(PAIR_FEATURES)
+        self._flat = np.empty((B, N * F + G + N * N * P), np.float32)
         self._nodes = self._flat[:, : N * F].reshape(B, N, F)
-        self._globals = self._flat[:, N * F :]
+        self._globals = self._flat[:, N * F : N * F + G]
+        self._pairs = self._flat[:, N * F + G :].reshape(B, N, N, P)
         self._distances = layout_distances(lay)
         self._args = (
             (
@@ -217,7 +345,8 @@ class Observer:
                 w.time_s, w.last_heartbeat_s, w.cooldown_until_s, w.last_failure_s,
                 w.slots_used, w.slots_reserved, lay.max_jobs, w.veh_active, w.veh_access,
                 w.task_vehicle, w.task_deadline_s, w.task_done, w.task_work, w.task_mig_target,
-                age, free, cooldown, since, attached, remaining, progress, access, migrating,
+                w.task_host, w.veh_left_s, age, free, cooldown, since, attached, remaining,
+                progress, access, migrating, detached,
             ),
             (
                 w.view_up, w.view_load, w.slots_reserved, w.view_battery, lay.is_uav,
@@ -227,12 +356,17 @@ class Observer:
                 max(float(lay.hops.max()), 1.0),
                 float(cfg.faults.heartbeat_misses * cfg.faults.heartbeat_interval_s),
                 max(cfg.faults.failure_cooldown_s, 1e-9), float(cfg.tasks.deadline_s_max),
-                self._nodes,
+                w.task_kind, detached, detach_tau_s(cfg), self._nodes,
             ),
             (
                 w.tick, float(cfg.horizon), w.view_load, lay.is_uav, w.task_state,
                 float(lay.max_jobs.sum()), w.veh_active, float(cfg.vehicles.max_vehicles),
                 w.ctrl_up, self._globals,
+            ),
+            (
+                w.task_state, w.task_kind, w.task_host, access, w.task_vehicle, w.veh_active,
+                w.veh_x, w.veh_y, w.veh_dir, w.veh_speed, w.view_up,
+                *_pairs_constants(lay, cfg), w.mig_active, w.mig_target, self._pairs,
             ),
         )  # fmt: skip
         self._view_up = w.view_up
@@ -259,5 +393,6 @@ class Observer:
             "node_mask": self._view_up[sel].astype(np.float32),
             "distances": np.broadcast_to(self._distances, (B,) + self._distances.shape)[sel].copy(),
             "globals": self._globals[sel].copy(),
+            "pairs": self._pairs[sel].copy(),
         }
         return out

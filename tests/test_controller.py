@@ -119,8 +119,11 @@ def test_observation_says_the_controller_is_out(obs_mode):
     g = obs_lib.GLOBAL_FEATURES.index("controller_up")
     assert g == len(obs_lib.GLOBAL_FEATURES) - 1
 
+    cfg = env.unwrapped.cfg
+    start = cfg.n_nodes * obs_lib.n_node_features(cfg)  # flat: node rows, globals, pairs
+
     def feature(o):
-        return o[-len(obs_lib.GLOBAL_FEATURES) + g] if obs_mode == "flat" else o["globals"][g]
+        return o[start + g] if obs_mode == "flat" else o["globals"][g]
 
     assert feature(obs) == 1.0
     w = env.unwrapped.sim.world

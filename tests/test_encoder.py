@@ -61,7 +61,7 @@ def city():
 def test_real_envs_differ_in_node_count_only(small, city):
     """The premise of the node-count tests: same F and G, different N."""
     (s_space, s_obs), (c_space, c_obs) = small, city
-    assert set(s_obs) == {"nodes", "node_mask", "distances", "globals"}
+    assert set(s_obs) == {"nodes", "node_mask", "distances", "globals", "pairs"}
     n_s, f_s = s_space["nodes"].shape
     n_c, f_c = c_space["nodes"].shape
     assert n_s != n_c and f_s == f_c
@@ -112,6 +112,10 @@ def _scramble_nodes(
     d = out["distances"]
     d[:, nodes, :] = torch.rand(B, len(nodes), N, generator=g)
     d[:, :, nodes] = torch.rand(B, N, len(nodes), generator=g)
+    p = out["pairs"]
+    P = p.shape[-1]
+    p[:, nodes, :] = torch.rand(B, len(nodes), N, P, generator=g)
+    p[:, :, nodes] = torch.rand(B, N, len(nodes), P, generator=g)
     return out
 
 
@@ -141,11 +145,15 @@ def _pad(obs: dict[str, torch.Tensor], k: int, seed: int) -> dict[str, torch.Ten
     B, N, F = obs["nodes"].shape
     d = torch.rand(B, N + k, N + k, generator=g)
     d[:, :N, :N] = obs["distances"]
+    P = obs["pairs"].shape[-1]
+    p = torch.rand(B, N + k, N + k, P, generator=g)
+    p[:, :N, :N] = obs["pairs"]
     return {
         "nodes": torch.cat([obs["nodes"], torch.rand(B, k, F, generator=g)], dim=1),
         "node_mask": torch.cat([obs["node_mask"], torch.zeros(B, k)], dim=1),
         "distances": d,
         "globals": obs["globals"].clone(),
+        "pairs": p,
     }
 
 
@@ -174,6 +182,7 @@ def test_masked_nodes_equal_absent_nodes(city, keep):
         "node_mask": torch.ones(obs["nodes"].shape[0], len(keep)),
         "distances": obs["distances"][:, idx][:, :, idx],
         "globals": obs["globals"],
+        "pairs": obs["pairs"][:, idx][:, :, idx],
     }
     with torch.no_grad():
         torch.testing.assert_close(ext(masked), ext(subset), atol=ATOL, rtol=1e-5)
@@ -206,6 +215,7 @@ def _permute(obs: dict[str, torch.Tensor], perm: torch.Tensor, distances: bool =
     out["node_mask"] = obs["node_mask"][:, perm]
     if distances:
         out["distances"] = obs["distances"][:, perm][:, :, perm]
+    out["pairs"] = obs["pairs"][:, perm][:, :, perm]
     return out
 
 
@@ -311,3 +321,27 @@ def test_resolver_maps_names_and_rejects_unknown():
     assert resolve_policy_kwargs({"net_arch": [8]}) == {"net_arch": [8]}
     with pytest.raises(ValueError, match=r"'SetEncoder'.*known: NodeSetExtractor"):
         resolve_policy_kwargs({"features_extractor_class": "SetEncoder"})
+
+
+def test_pair_summary_by_hand():
+    from roadedge.agents.encoder import pair_summary
+
+    p = torch.arange(18, dtype=torch.float32).reshape(1, 3, 3, 2)  # p[i, j, k] = 6i + 2j + k
+    mask = torch.tensor([[True, False, True]])
+    out = pair_summary(p, mask)
+    # node 0: outgoing p[0, 0] + p[0, 2] = (0+4, 1+5); incoming p[0, 0] + p[2, 0] = (0+12, 1+13)
+    torch.testing.assert_close(out[0, 0], torch.tensor([4.0, 6.0, 12.0, 14.0]))
+    # node 2: outgoing p[2, 0] + p[2, 2] = (12+16, 13+17); incoming p[0, 2] + p[2, 2] = (4+16, 5+17)
+    torch.testing.assert_close(out[0, 2], torch.tensor([28.0, 30.0, 20.0, 22.0]))
+    torch.testing.assert_close(out[0, 1], torch.zeros(4))  # masked: no pairs at all
+
+
+@pytest.mark.parametrize("attention", [True, False])
+def test_the_pair_features_of_unmasked_nodes_reach_the_output(city, attention):
+    space, obs = city
+    ext = make_extractor(space, attention=attention)
+    assert ext.n_pair_features == space["pairs"].shape[-1] == 3
+    changed = clone(obs)
+    changed["pairs"][:, 3, 4] = torch.tensor([0.5, 0.25, 1.0])
+    with torch.no_grad():
+        assert not torch.allclose(ext(changed), ext(obs), atol=1e-4)

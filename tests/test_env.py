@@ -62,6 +62,13 @@ REWARD_TERM_KEYS = {
     "uav_energy",
 }
 UNCONVENTIONAL_SHAPE = r"Your observation \w+ has an unconventional shape"
+# SB3's checker takes every 3-D box, so the (N, N, 3) pair features, for an image and gives
+# image advice (dtype, bounds, resolution); they are float features in [0, 1], and SB3's
+# policies treat only uint8 boxes as images.
+PAIRS_LOOK_LIKE_AN_IMAGE = (
+    r"It seems that your observation (space )?pairs is an image|"
+    r"The minimal resolution for an image is"
+)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -164,6 +171,9 @@ def test_sb3_env_checker(env_id, obs_mode):
             # The 2-D entries of the dict observation (node matrix, distances) are
             # deliberate: allow exactly SB3's "unconventional shape" advice.
             warnings.filterwarnings("ignore", message=UNCONVENTIONAL_SHAPE, category=UserWarning)
+            warnings.filterwarnings(
+                "ignore", message=PAIRS_LOOK_LIKE_AN_IMAGE, category=UserWarning
+            )
             check_env(env, warn=True, skip_render_check=True)
     finally:
         env.close()
@@ -318,11 +328,14 @@ def test_flat_and_dict_hold_the_same_information():
     n = flat.unwrapped.n_nodes
     assert dct.observation_space["distances"].shape == (n, n)
     assert dct.observation_space["node_mask"].shape == (n,)
+    assert dct.observation_space["pairs"].shape == (n, n, 3)
     actions = sample_actions(flat.action_space, 3, 60)
     for (of, rf, *_), (od, rd, *_) in zip(
         run_episode(flat, 5, actions), run_episode(dct, 5, actions), strict=True
     ):
-        np.testing.assert_array_equal(of, np.concatenate([od["nodes"].ravel(), od["globals"]]))
+        np.testing.assert_array_equal(
+            of, np.concatenate([od["nodes"].ravel(), od["globals"], od["pairs"].ravel()])
+        )
         np.testing.assert_array_equal(od["node_mask"], od["nodes"][:, 0])
         assert rf == rd
 

@@ -24,7 +24,12 @@ from _handbuilt import (
 from roadedge.baselines import make_policy, policy_names, rules
 from roadedge.envs import RoadEdgeEnv
 from roadedge.envs.migration_env import build_observation
-from roadedge.envs.observation import GLOBAL_FEATURES, NODE_FEATURES, n_node_features
+from roadedge.envs.observation import (
+    GLOBAL_FEATURES,
+    NODE_FEATURES,
+    PAIR_FEATURES,
+    n_node_features,
+)
 from roadedge.envs.sim import migration
 from roadedge.envs.sim.view import ControllerView, controller_view
 from roadedge.envs.sim.world import (
@@ -32,6 +37,7 @@ from roadedge.envs.sim.world import (
     CAUSE_FAULT,
     CAUSE_NONE,
     KIND_SESSION,
+    KIND_TASK,
     ORPHANED,
     QUEUED,
     RUNNING,
@@ -384,17 +390,18 @@ def test_each_reward_term_is_its_weight_times_its_hand_value(case):
 def _feature_view(sim) -> ControllerView:
     """Every node feature distinct, in its own column, from one hand-written value each."""
     lay = sim.layout
-    rows = [  # (state, host, origin, remaining_s)
-        (RUNNING, 0, 0, 20.0),
-        (RUNNING, 0, 0, 60.0),
-        (RUNNING, 2, 2, 40.0),
-        (RUNNING, 3, 3, 100.0),
-        (ORPHANED, -1, 1, 30.0),
-        (ORPHANED, -1, 1, 30.0),
-        (QUEUED, -1, -1, 50.0),
-        (QUEUED, -1, -1, 50.0),
-        (QUEUED, -1, -1, 50.0),
-        (0, -1, -1, 0.0),
+    inf = np.inf
+    rows = [  # (state, host, origin, remaining_s, kind, detached_s)
+        (RUNNING, 0, 0, 20.0, KIND_SESSION, 0.0),
+        (RUNNING, 0, 0, 60.0, KIND_SESSION, 10.0),
+        (RUNNING, 2, 2, 40.0, KIND_SESSION, inf),
+        (RUNNING, 3, 3, 100.0, KIND_TASK, 5.0),  # a task: no detached_* share
+        (ORPHANED, -1, 1, 30.0, KIND_TASK, inf),
+        (ORPHANED, -1, 1, 30.0, KIND_SESSION, inf),
+        (QUEUED, -1, -1, 50.0, KIND_TASK, inf),
+        (QUEUED, -1, -1, 50.0, KIND_TASK, inf),
+        (QUEUED, -1, -1, 50.0, KIND_TASK, inf),
+        (0, -1, -1, 0.0, KIND_TASK, inf),
     ]
 
     def col(i, dtype):
@@ -429,7 +436,7 @@ def _feature_view(sim) -> ControllerView:
         trigger=np.zeros((1, 4), dtype=np.int8),
         threshold=zeros + 0.8,
         task_state=col(0, np.int8),
-        task_kind=np.zeros((1, T), dtype=np.int8),
+        task_kind=col(4, np.int8),
         task_host=col(1, np.int64),
         task_origin=col(2, np.int64),
         task_backup=np.full((1, T), -1),
@@ -441,6 +448,14 @@ def _feature_view(sim) -> ControllerView:
         task_migrating=np.zeros((1, T), dtype=bool),
         task_attempts=np.zeros((1, T), dtype=np.int64),
         task_state_mb=np.zeros((1, T)),
+        task_vehicle=np.zeros((1, T), dtype=np.int64),
+        task_detached_s=col(5, np.float64),
+        mig_target=np.array([[2, -1, -1, -1]]),  # node 0 migrates to node 2
+        veh_active=np.zeros((1, 1), dtype=bool),  # no vehicle: no session attached, none heading
+        veh_x=np.zeros((1, 1)),
+        veh_y=np.zeros((1, 1)),
+        veh_dir=np.zeros((1, 1), dtype=np.int8),
+        veh_speed=np.zeros((1, 1)),
         **nodes,
     )
 
@@ -465,6 +480,9 @@ EXPECTED_NODE_FEATURES = {
     "recent_failure": [0, np.exp(-0.1), 0, np.exp(-1)],
     "attached": [3 / 8, 0, 1 / 8, 2 / 4],
     "cpu": [1, 1, 1, 0.4],
+    # sessions off their host 0 s and 10 s (node 0), never on it (node 2); tau = cooldown 10 s
+    "detached_max": [1 - np.exp(-1), 0, 1, 0],
+    "detached_mean": [(1 - np.exp(-1)) / 2, 0, 1, 0],
 }
 # tick 70 of 200; mean RSU load; 3 queued and 2 orphans of 28 slots; 6 of 24 vehicles
 EXPECTED_GLOBALS = {
@@ -500,7 +518,8 @@ def test_every_observation_feature_by_name_on_a_hand_built_view():
     assert len(set(np.round(globs, 9))) == len(globs)
 
     flat = build_observation(sim, cfg, "flat", view, 0)
-    assert flat.shape == (N * F + len(GLOBAL_FEATURES),)
+    P = len(PAIR_FEATURES)
+    assert flat.shape == (N * F + len(GLOBAL_FEATURES) + N * N * P,)
     d = build_observation(sim, cfg, "dict", view, 0)
     for j, name in enumerate(NODE_FEATURES):
         for n in range(N):
@@ -512,6 +531,10 @@ def test_every_observation_feature_by_name_on_a_hand_built_view():
         assert flat[N * F + g] == pytest.approx(globs[g], rel=1e-6), name
         assert d["globals"][g] == pytest.approx(globs[g], rel=1e-6), name
     np.testing.assert_array_equal(d["node_mask"], [1, 0, 1, 0])
+    pairs = np.zeros((N, N, P))  # only the migration 0 -> 2 (tests/test_obs_pairs.py: the rest)
+    pairs[0, 2, PAIR_FEATURES.index("migrating")] = 1.0
+    np.testing.assert_array_equal(d["pairs"], pairs)
+    np.testing.assert_array_equal(flat[N * F + len(GLOBAL_FEATURES) :], pairs.reshape(-1))
 
 
 # --------------------------------------------------------------------------- 2 hidden truth

@@ -54,6 +54,7 @@ def permute(obs: dict[str, torch.Tensor], perm: np.ndarray) -> dict[str, torch.T
     out["nodes"] = obs["nodes"][:, p]
     out["node_mask"] = obs["node_mask"][:, p]
     out["distances"] = obs["distances"][:, p][:, :, p]
+    out["pairs"] = obs["pairs"][:, p][:, :, p]
     return out
 
 
@@ -204,3 +205,27 @@ def test_train_py_with_the_pointer_policy(tmp_path, algo):
     obs, _ = env.reset(seed=0)
     action, _ = model.predict(obs, deterministic=True)
     assert env.action_space.contains(action)
+
+
+def test_the_move_logit_of_a_pair_reads_its_pair_features(small):
+    """``pairs[i, j]`` enters move[i, j] directly (and, through the encoder, everything)."""
+    model, env = make_model(SMALL)
+    _, obs = small
+    n = env.unwrapped.cfg.n_nodes
+    head = model.policy.action_net
+    assert head.pairs is not None and head.pairs.in_features == 3
+    base = logits(model, obs).reshape(4, n, n + 1)
+    changed = {k: v.clone() for k, v in obs.items()}
+    changed["pairs"][:, 0, 2] = torch.tensor([1.0, 1.0, 0.0])
+    with torch.no_grad():  # only the head's direct term: encoder input unchanged
+        latent = model.policy.extract_features(obs)
+        h, pooled, distances, pairs = unpack(latent, *head.layout)
+        assert torch.equal(pairs, obs["pairs"])
+        n_e = h.shape[1] * h.shape[2] + pooled.shape[1] + n * n
+        latent2 = latent.clone()
+        latent2[:, n_e:] = changed["pairs"].reshape(4, -1)
+        direct = head(latent2).reshape(4, n, n + 1)
+    delta = (direct - base).abs()
+    assert (delta[:, 0, 3] > 0).all()  # move 0 -> node 2 is choice 3
+    delta[:, 0, 3] = 0
+    assert delta.max() == 0

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from .config import RadioConfig
 from .layout import Layout
@@ -115,18 +115,39 @@ def _radio_args(layout: Layout, radio: RadioConfig) -> tuple:
     )
 
 
+@njit(cache=True)
+def _left_kernel(time_s, veh_active, veh_new, prev_access, veh_access, veh_left_s):
+    """``veh_left_s[b, v, a] = now`` for every vehicle whose access node was ``a`` before
+    this update and is another (or none) after it. A vehicle that entered since the last
+    session draw (``veh_new``: a new vehicle, perhaps in a reused row) first forgets every
+    earlier link. Recomputing unchanged links (a reset of other rows) records nothing."""
+    B, V = veh_access.shape
+    for b in range(B):
+        for v in range(V):
+            if veh_new[b, v]:
+                veh_left_s[b, v, :] = -np.inf
+                continue
+            a = prev_access[b, v]
+            if a >= 0 and veh_access[b, v] != a:
+                veh_left_s[b, v, a] = time_s[b]
+
+
 def update_access_links(
     world: World, layout: Layout, radio: RadioConfig, switch: Switch | None = None
 ) -> None:
     """Recompute every vehicle's access node and rate into the world's ``veh_access`` and
     ``veh_rate_mbps`` (at reset and in step 5 of every tick), with the variant
-    ``switch`` chooses (serial when None)."""
+    ``switch`` chooses (serial when None); then stamp each access link that ended in
+    ``veh_left_s`` (controller-side: the controller sees the access links)."""
     w = world
     args = w.bound("access_links", (layout, radio), lambda: (
         w.veh_x, w.veh_y, w.veh_active, w.node_up, *_radio_args(layout, radio),
         w.veh_access, w.veh_rate_mbps,
     ))  # fmt: skip
+    (prev,) = w.bound("access_links_prev", (), lambda: (np.empty_like(w.veh_access),))
+    np.copyto(prev, w.veh_access)
     if switch is None:
         _access_links_kernel(*args)
     else:
         switch.run(*args)
+    _left_kernel(w.time_s, w.veh_active, w.veh_new, prev, w.veh_access, w.veh_left_s)

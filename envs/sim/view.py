@@ -61,14 +61,27 @@ class ControllerView:
     task_migrating: np.ndarray
     task_attempts: np.ndarray
     task_state_mb: np.ndarray  # migratable state size [MB] (known to the scheduler)
+    # Read by the observation's anticipation features (optional for hand-built views
+    # that only feed rule baselines; :func:`controller_view` always fills them).
+    task_vehicle: np.ndarray | None = None  # (B, T) the row's vehicle
+    task_detached_s: np.ndarray | None = None  # (B, T) time since the row's vehicle's access
+    #   link to the row's host ended (0 while attached, inf if never attached or no host)
+    mig_target: np.ndarray | None = None  # (B, N) target of the migration leaving n, -1 none
+    # vehicles (B, V): what the radio shows the controller
+    veh_active: np.ndarray | None = None
+    veh_x: np.ndarray | None = None  # [m]
+    veh_y: np.ndarray | None = None  # [m]
+    veh_dir: np.ndarray | None = None  # 0 +x, 1 +y, 2 -x, 3 -y
+    veh_speed: np.ndarray | None = None  # [m/s]
 
 
 @njit(cache=True)
 def _derived_kernel(
     time_s, last_heartbeat_s, cooldown_until_s, last_failure_s, slots_used, slots_reserved,
     max_jobs, veh_active, veh_access, task_vehicle, task_deadline_s, task_done, task_work,
-    task_mig_target, heartbeat_age_s, free_slots, cooldown_left_s, since_failure_s, attached,
-    task_remaining_s, task_progress, task_access, task_migrating,
+    task_mig_target, task_host, veh_left_s, heartbeat_age_s, free_slots, cooldown_left_s,
+    since_failure_s, attached, task_remaining_s, task_progress, task_access, task_migrating,
+    task_detached_s,
 ):  # fmt: skip
     B, N = last_heartbeat_s.shape
     for b in range(B):
@@ -89,6 +102,13 @@ def _derived_kernel(
             task_progress[b, t] = task_done[b, t] / max(work, 1.0) if work > 0 else 0.0
             task_access[b, t] = veh_access[b, v] if veh_active[b, v] else -1
             task_migrating[b, t] = task_mig_target[b, t] >= 0
+            h = task_host[b, t]
+            if h < 0:
+                task_detached_s[b, t] = np.inf
+            elif task_access[b, t] == h:
+                task_detached_s[b, t] = 0.0
+            else:  # -inf (never attached to h since it entered): inf
+                task_detached_s[b, t] = now - veh_left_s[b, v, h]
 
 
 def controller_view(sim: Simulator) -> ControllerView:
@@ -100,12 +120,14 @@ def controller_view(sim: Simulator) -> ControllerView:
     free, attached = np.empty((B, N), np.int64), np.empty((B, N), np.int64)
     remaining, progress = np.empty((B, T)), np.empty((B, T))
     access, migrating = np.empty((B, T), np.int64), np.empty((B, T), bool)
+    detached = np.empty((B, T))
     age, cooldown, since = nodes_f
     _derived_kernel(
         w.time_s, w.last_heartbeat_s, w.cooldown_until_s, w.last_failure_s, w.slots_used,
         w.slots_reserved, lay.max_jobs, w.veh_active, w.veh_access, w.task_vehicle,
-        w.task_deadline_s, w.task_done, w.task_work, w.task_mig_target, age, free, cooldown,
-        since, attached, remaining, progress, access, migrating,
+        w.task_deadline_s, w.task_done, w.task_work, w.task_mig_target, w.task_host,
+        w.veh_left_s, age, free, cooldown, since, attached, remaining,
+        progress, access, migrating, detached,
     )  # fmt: skip
     view = ControllerView(
         time_s=w.time_s.copy(),
@@ -143,6 +165,14 @@ def controller_view(sim: Simulator) -> ControllerView:
         task_migrating=migrating,
         task_attempts=w.task_attempts.copy(),
         task_state_mb=w.task_state_mb.copy(),
+        task_vehicle=w.task_vehicle.copy(),
+        task_detached_s=detached,
+        mig_target=np.where(w.mig_active, w.mig_target, -1),
+        veh_active=w.veh_active.copy(),
+        veh_x=w.veh_x.copy(),
+        veh_y=w.veh_y.copy(),
+        veh_dir=w.veh_dir.copy(),
+        veh_speed=w.veh_speed.copy(),
     )
     for name in view.__dataclass_fields__:
         value = getattr(view, name)

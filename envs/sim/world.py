@@ -89,6 +89,7 @@ class World:
     veh_serial: np.ndarray  # uint64: the vehicle's entry number this episode (its RNG index)
     veh_new: np.ndarray  # bool: entered since the last session draw (entry draw pending)
     veh_wants_session: np.ndarray  # bool: its session must be (re)started until it ends
+    veh_left_s: np.ndarray  # (B, V, N) when its access link to node n last ended [s] (-inf none)
     # --- tasks (B, T)
     task_state: np.ndarray  # int8 FREE/QUEUED/RUNNING/ORPHANED
     task_kind: np.ndarray  # int8 KIND_TASK / KIND_SESSION
@@ -214,6 +215,7 @@ def allocate(batch: int, n_nodes: int, n_vehicles: int, n_tasks: int) -> World:
         veh_serial=z((B, V), np.uint64),
         veh_new=z((B, V), bool),
         veh_wants_session=z((B, V), bool),
+        veh_left_s=z((B, V, N), fill=-np.inf),
         task_state=z((B, T), np.int8, FREE),
         task_kind=z((B, T), np.int8),
         task_vehicle=z((B, T), np.int64),
