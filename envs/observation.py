@@ -225,10 +225,9 @@ def _pairs_kernel(
             jobs = float(max_jobs[i])
             target = mig_target[b, i] if migrating[b, i] else -1
             for j in range(N):
-                f = out[b, i, j]
-                f[0] = _clip01(count[i, j, 0] / jobs)
-                f[1] = _clip01(count[i, j, 1] / jobs)
-                f[2] = 1.0 if j == target else 0.0
+                out[b, i, j, 0] = _clip01(count[i, j, 0] / jobs)
+                out[b, i, j, 1] = _clip01(count[i, j, 1] / jobs)
+                out[b, i, j, 2] = 1.0 if j == target else 0.0
 
 
 def _pairs_constants(layout, cfg: ScenarioConfig) -> tuple:

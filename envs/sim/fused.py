@@ -7,6 +7,12 @@ arithmetic, were most of a tick. A phase kernel takes each array once and
 calls the module kernels (the one implementation of each rule) from compiled
 code, where a call costs nothing; its argument tuple is built once per world
 (:meth:`World.bound <roadedge.envs.sim.world.World.bound>`).
+
+The price is compile time: Numba optimises a caller together with the code of
+every kernel it calls, so a phase kernel costs seconds at the first start. It
+is kept where it pays at run time (the compute step: ~5 µs of a ~150 µs tick;
+the fault step: ~2 µs); the arrivals step gained nothing and calls its three
+kernels from Python.
 """
 
 from __future__ import annotations
@@ -29,12 +35,7 @@ from .migration import (
 from .parallel import CHUNKS, compile_both
 from .scheduler import (
     _checkpoint_kernel,
-    _dispatch_kernel,
-    _generate_kernel,
-    open_row_arrays,
-    priority_table,
 )
-from .sessions import _start_kernel
 from .world import World
 
 
@@ -50,51 +51,37 @@ def _work(
     chunks = min(B, CHUNKS)
     for c in prange(chunks):  # environments are independent: each chunk its own rows
         lo, hi = c * B // chunks, (c + 1) * B // chunks
-        _work_rows(
-            key[lo:hi], tick[lo:hi], time_s[lo:hi], mig_active[lo:hi], mig_end_s[lo:hi],
-            mig_success_p[lo:hi], mig_downtime_s[lo:hi], node_index, task_state[lo:hi],
-            task_kind[lo:hi], task_host[lo:hi], task_vehicle[lo:hi], task_ready_s[lo:hi],
-            task_done[lo:hi], task_latency_ms[lo:hi], task_mig_target[lo:hi],
-            task_backup[lo:hi], task_replica[lo:hi], node_up[lo:hi], slots_used[lo:hi],
-            battery_j[lo:hi], veh_active[lo:hi], veh_access[lo:hi], veh_rate_mbps[lo:hi],
-            cpu_hz, hops, max_jobs, is_uav, dt_s, progress_consts, energy_consts, replication,
-            replica_interval_s, due[lo:hi], success[lo:hi], blocked[lo:hi], serving[lo:hi],
-            charged[lo:hi], latency_ms[lo:hi], energy_j[lo:hi], stalled_s[lo:hi],
-            downtime_s[lo:hi],
+        rows = slice(lo, hi)
+        _due_kernel(
+            key[rows], tick[rows], time_s[rows], mig_active[rows], mig_end_s[rows],
+            mig_success_p[rows], dt_s, node_index, due[rows], success[rows],
         )  # fmt: skip
-
-
-@njit(cache=True)
-def _work_rows(
-    key, tick, time_s, mig_active, mig_end_s, mig_success_p, mig_downtime_s, node_index,
-    task_state, task_kind, task_host, task_vehicle, task_ready_s, task_done, task_latency_ms,
-    task_mig_target, task_backup, task_replica, node_up, slots_used, battery_j, veh_active,
-    veh_access, veh_rate_mbps, cpu_hz, hops, max_jobs, is_uav, dt_s, progress_consts,
-    energy_consts, replication, replica_interval_s, due, success, blocked, serving, charged,
-    latency_ms, energy_j, stalled_s, downtime_s,
-):  # fmt: skip
-    """Step 7's kernels on a block of environment rows."""
-    _due_kernel(
-        key, tick, time_s, mig_active, mig_end_s, mig_success_p, dt_s, node_index, due, success
-    )
-    _blocked_kernel(task_host, task_mig_target, mig_downtime_s, success, blocked)
-    _progress_kernel(
-        time_s, task_state, task_kind, task_host, task_vehicle, task_ready_s, task_done,
-        task_latency_ms, node_up, slots_used, veh_active, veh_access, veh_rate_mbps, cpu_hz,
-        hops, blocked, dt_s, *progress_consts, serving, charged, latency_ms,
-    )  # fmt: skip
-    _energy_kernel(slots_used, node_up, max_jobs, is_uav, *energy_consts, dt_s, energy_j)
-    for b in range(battery_j.shape[0]):
-        for n in range(battery_j.shape[1]):
-            battery_j[b, n] -= energy_j[b, n]
-    if replication:
-        _checkpoint_kernel(
-            time_s, task_state, task_host, task_backup, task_done, task_replica, node_up, dt_s,
-            replica_interval_s,
+        _blocked_kernel(
+            task_host[rows], task_mig_target[rows], mig_downtime_s[rows], success[rows],
+            blocked[rows],
         )  # fmt: skip
-    _stalled_kernel(task_state, serving, blocked, dt_s, stalled_s)
-    for b in range(downtime_s.shape[0]):
-        downtime_s[b] += stalled_s[b]
+        _progress_kernel(
+            time_s[rows], task_state[rows], task_kind[rows], task_host[rows],
+            task_vehicle[rows], task_ready_s[rows], task_done[rows], task_latency_ms[rows],
+            node_up[rows], slots_used[rows], veh_active[rows], veh_access[rows],
+            veh_rate_mbps[rows], cpu_hz, hops, blocked[rows], dt_s, *progress_consts,
+            serving[rows], charged[rows], latency_ms[rows],
+        )  # fmt: skip
+        _energy_kernel(
+            slots_used[rows], node_up[rows], max_jobs, is_uav, *energy_consts, dt_s,
+            energy_j[rows],
+        )  # fmt: skip
+        for b in range(lo, hi):
+            for n in range(battery_j.shape[1]):
+                battery_j[b, n] -= energy_j[b, n]
+        if replication:
+            _checkpoint_kernel(
+                time_s[rows], task_state[rows], task_host[rows], task_backup[rows],
+                task_done[rows], task_replica[rows], node_up[rows], dt_s, replica_interval_s,
+            )  # fmt: skip
+        _stalled_kernel(task_state[rows], serving[rows], blocked[rows], dt_s, stalled_s[rows])
+        for b in range(lo, hi):
+            downtime_s[b] += stalled_s[b]
 
 
 _work_kernel, _work_parallel = compile_both("work", _work)
@@ -133,108 +120,6 @@ def work(world: World, layout: Layout, cfg: ScenarioConfig, node_index, downtime
         stalled_s, downtime_s,
     )  # fmt: skip
     return due, success, charged, latency_ms, energy_j
-
-
-def _tasks(
-    key, tick, time_s, veh_active, veh_serial, veh_new, veh_wants_session, veh_x, veh_y,
-    veh_rate_mbps, veh_serving, view_up, slots_used, slots_reserved, task_state, task_kind,
-    task_vehicle, task_service, task_work, task_done, task_replica, task_input_mb,
-    task_state_mb, task_created_s, task_deadline_s, task_ready_s, task_priority, task_host,
-    task_origin, task_backup, opened, levels, cum, max_jobs, capability, pos_xyz,
-    session_consts, task_consts, dispatch_consts, started, no_session_row, generated,
-    no_task_row,
-):  # fmt: skip
-    B = time_s.shape[0]
-    chunks = min(B, CHUNKS)
-    for c in prange(chunks):  # environments are independent: each chunk its own rows
-        lo, hi = c * B // chunks, (c + 1) * B // chunks
-        o = opened
-        rows_opened = (
-            o[0][lo:hi], o[1][lo:hi], o[2][lo:hi], o[3][lo:hi], o[4][lo:hi], o[5][lo:hi],
-            o[6][lo:hi], o[7][lo:hi], o[8][lo:hi],
-        )  # fmt: skip
-        _tasks_rows(
-            key[lo:hi], tick[lo:hi], time_s[lo:hi], veh_active[lo:hi], veh_serial[lo:hi],
-            veh_new[lo:hi], veh_wants_session[lo:hi], veh_x[lo:hi], veh_y[lo:hi],
-            veh_rate_mbps[lo:hi], veh_serving[lo:hi], view_up[lo:hi], slots_used[lo:hi],
-            slots_reserved[lo:hi], task_state[lo:hi], task_kind[lo:hi], task_vehicle[lo:hi],
-            task_service[lo:hi], task_work[lo:hi], task_done[lo:hi], task_replica[lo:hi],
-            task_input_mb[lo:hi], task_state_mb[lo:hi], task_created_s[lo:hi],
-            task_deadline_s[lo:hi], task_ready_s[lo:hi], task_priority[lo:hi],
-            task_host[lo:hi], task_origin[lo:hi], task_backup[lo:hi], rows_opened, levels,
-            cum, max_jobs, capability, pos_xyz, session_consts, task_consts,
-            dispatch_consts, started[lo:hi], no_session_row[lo:hi], generated[lo:hi],
-            no_task_row[lo:hi],
-        )  # fmt: skip
-
-
-@njit(cache=True)
-def _tasks_rows(
-    key, tick, time_s, veh_active, veh_serial, veh_new, veh_wants_session, veh_x, veh_y,
-    veh_rate_mbps, veh_serving, view_up, slots_used, slots_reserved, task_state, task_kind,
-    task_vehicle, task_service, task_work, task_done, task_replica, task_input_mb,
-    task_state_mb, task_created_s, task_deadline_s, task_ready_s, task_priority, task_host,
-    task_origin, task_backup, opened, levels, cum, max_jobs, capability, pos_xyz,
-    session_consts, task_consts, dispatch_consts, started, no_session_row, generated,
-    no_task_row,
-):  # fmt: skip
-    """Step 6's kernels on a block of environment rows."""
-    _start_kernel(
-        key, tick, time_s, veh_active, veh_serial, veh_new, veh_wants_session, task_state,
-        task_kind, task_vehicle, task_service, task_work, task_done, task_replica,
-        task_input_mb, task_state_mb, task_created_s, task_deadline_s, task_ready_s,
-        task_priority, opened, *session_consts, levels, cum, started, no_session_row,
-    )  # fmt: skip
-    _generate_kernel(
-        key, tick, time_s, veh_active, veh_serial, task_state, task_kind, task_vehicle,
-        task_service, task_work, task_done, task_replica, task_input_mb, task_state_mb,
-        task_created_s, task_deadline_s, task_ready_s, task_priority, opened, *task_consts,
-        levels, cum, generated, no_task_row,
-    )  # fmt: skip
-    _dispatch_kernel(
-        time_s, task_state, task_vehicle, task_service, task_input_mb, task_host, task_origin,
-        task_ready_s, task_backup, veh_active, veh_x, veh_y, veh_rate_mbps, veh_serving,
-        view_up, slots_used, slots_reserved, max_jobs, capability, pos_xyz, *dispatch_consts,
-    )  # fmt: skip
-
-
-_tasks_kernel, _tasks_parallel = compile_both("tasks", _tasks)
-
-
-def tasks(world: World, layout: Layout, cfg: ScenarioConfig):
-    """Step 6 in one call: :func:`sessions.start_sessions`,
-    :func:`scheduler.generate_tasks`, :func:`scheduler.dispatch_waiting`. Returns
-    (sessions started, sessions lost for want of a row, tasks generated, tasks lost for
-    want of a row), (B,) each."""
-    w, sc, tc = world, cfg.sessions, cfg.tasks
-    args = w.bound("fused_tasks", (cfg, layout), lambda: (
-        w.key, w.tick, w.time_s, w.veh_active, w.veh_serial, w.veh_new, w.veh_wants_session,
-        w.veh_x, w.veh_y, w.veh_rate_mbps, w.veh_serving, w.view_up, w.slots_used,
-        w.slots_reserved, w.task_state, w.task_kind, w.task_vehicle, w.task_service,
-        w.task_work, w.task_done, w.task_replica, w.task_input_mb, w.task_state_mb,
-        w.task_created_s, w.task_deadline_s, w.task_ready_s, w.task_priority, w.task_host,
-        w.task_origin, w.task_backup, open_row_arrays(w), *priority_table(cfg),
-        layout.max_jobs, layout.capability, layout.pos_xyz,
-        (
-            float(sc.vehicle_share), float(-np.expm1(-sc.start_rate_hz * cfg.dt_s)),
-            int(tc.n_services), float(sc.setup_mb), float(sc.state_mb_min),
-            float(sc.state_mb_max), float(sc.mean_duration_s),
-        ),
-        (
-            float(tc.rate_per_vehicle_hz * cfg.dt_s), int(tc.n_services),
-            float(tc.work_gcycles_min), float(tc.work_gcycles_max), float(tc.input_mb_min),
-            float(tc.input_mb_max), float(tc.state_mb_min), float(tc.state_mb_max),
-            float(tc.deadline_s_min), float(tc.deadline_s_max),
-        ),
-        (
-            float(tc.dispatch_load_weight), float(tc.dispatch_distance_weight_per_km),
-            float(tc.dispatch_affinity_bonus), bool(cfg.faults.replication),
-        ),
-    ))  # fmt: skip
-    B = w.task_state.shape[0]
-    out = tuple(np.empty(B, np.int64) for _ in range(4))
-    parallel.run(w, "tasks", B, *args, *out)
-    return out
 
 
 @njit(cache=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numba import njit
 
-from . import faults, fused, migration, mobility, outcomes, radio
+from . import faults, fused, migration, mobility, outcomes, radio, scheduler, sessions
 from .stats import add_row_counts
 from .triggers import node_triggers
 
@@ -180,12 +180,12 @@ def access_links(sim: Simulator, tick: Tick) -> None:
 
 def arrivals(sim: Simulator, tick: Tick) -> None:
     """6. Session starts, Poisson task generation, dispatch of the waiting rows."""
-    c = sim.counters
-    started, tick.no_session_row, generated, tick.no_task_row = fused.tasks(
-        sim.world, sim.layout, sim.cfg
-    )
+    w, cfg, c = sim.world, sim.cfg, sim.counters
+    started, tick.no_session_row = sessions.start_sessions(w, cfg)
     c.sessions_started += started
+    generated, tick.no_task_row = scheduler.generate_tasks(w, cfg)
     c.tasks_generated += generated
+    scheduler.dispatch_waiting(w, sim.layout, cfg)
 
 
 def work(sim: Simulator, tick: Tick) -> None:
