@@ -2,11 +2,13 @@
 # a looser torch requirement would pull a multi-GB CUDA build).
 PY ?= python
 PIP ?= $(PY) -m pip
+# extras to install; add `sumo` (eclipse-sumo, ~230 MB) to run the SUMO pipeline test too
+EXTRAS ?= train,viz,dev
 
 .PHONY: setup test test-all lint train bench mutants
 setup:
 	$(PIP) install "torch==2.13.0"
-	$(PIP) install -e ".[train,viz,dev]"
+	$(PIP) install -e ".[$(EXTRAS)]"
 
 test: setup
 	$(PY) -m roadedge.envs.sim.warmup
