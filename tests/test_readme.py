@@ -176,9 +176,22 @@ def test_shell_command_exists_with_these_options(command, tmp_path):
     argv = shlex.split(command)
     program, rest = argv[0], argv[1:]
     if program == "make":
-        (target,) = rest
+        (target,) = [a for a in rest if "=" not in a]
         makefile = (REPO / "Makefile").read_text()
         assert re.search(rf"^{re.escape(target)}:", makefile, re.M), f"no make target {target}"
+        for setting in (a for a in rest if "=" in a):  # a variable the Makefile reads
+            name, value = setting.split("=", 1)
+            assert re.search(rf"^{name} \?=", makefile, re.M), f"the Makefile has no {name}"
+            if name == "EXTRAS":
+                pyproject = (REPO / "pyproject.toml").read_text()
+                for extra in value.split(","):
+                    assert re.search(rf"^{extra} = \[", pyproject, re.M), f"no extra {extra}"
+    elif program == "roadedge-trace":
+        from roadedge.envs.trace_cli import build_parser
+
+        assert scripts()[program] == "roadedge.envs.trace_cli"
+        if rest:
+            build_parser().parse_args(rest)
     elif program in ("roadedge-eval", "roadedge-show", "roadedge-bench"):
         module = scripts()[program]  # a console script of the package
         if program == "roadedge-eval":
