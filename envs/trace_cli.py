@@ -1,6 +1,6 @@
 """``roadedge-trace``: make a RoadEdge trace (``map.kind = trace``) from SUMO.
 
-Three ways in (docs/sumo.md):
+Three ways in (README, "Real road networks"):
 
 * ``roadedge-trace FCD.xml -o trace.npz [--net NET.net.xml]``: convert a SUMO FCD
   output (``sumo --fcd-output``). The XML is streamed (iterparse, elements cleared), so
