@@ -174,3 +174,5 @@ class Stream:
     # controller outages (seed 003: the leader fails, restarts, a new one is elected)
     CONTROLLER_FAILURE = 60
     CONTROLLER_REPAIR = 61
+    # trace mobility (map.kind = trace): the window of the trace an episode plays
+    TRACE_WINDOW = 70

@@ -32,12 +32,10 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from .rng import uniform_at
+from .rng import Stream, uniform_at
 
 FORMAT = "roadedge-trace-1"
-# Stream id of the window draw (one per episode). rng.Stream stops at 61; this id is
-# reserved for the trace here rather than added to rng.py.
-STREAM_TRACE_WINDOW = 70
+STREAM_TRACE_WINDOW = int(Stream.TRACE_WINDOW)  # the window draw, one per episode
 _S_WINDOW = np.uint64(STREAM_TRACE_WINDOW)
 _ZERO = np.uint64(0)
 POS_SCALE = 100.0  # stored positions: centimetres (SUMO writes 2 decimals)
