@@ -385,6 +385,23 @@ def _clear_chain(retry_pending, retry_attempt, retry_tried, task_retry_src, b, w
 
 
 @njit(cache=True)
+def _admit_and_start(
+    w, lay, p, b, K, rows, src, tgt, prio, keep, key, keep2, orphan, code, urgency, n_rows,
+    state_mb, target, started,
+):  # fmt: skip
+    """Admit the ``K`` candidate rows of env ``b`` (:func:`_admit`), then start the
+    migrations of the sources left with rows (:func:`_start_migrations`); their cost."""
+    _admit(
+        lay.max_jobs, w.slots_used, w.slots_reserved, p.max_tasks, b, K, src, tgt, prio,
+        keep, key, keep2,
+    )  # fmt: skip
+    return _start_migrations(
+        w, lay, p, b, K, rows, src, tgt, keep, orphan, code, urgency, n_rows, state_mb,
+        target, started,
+    )  # fmt: skip
+
+
+@njit(cache=True)
 def _decide_env(
     w, lay, p, actions, code, urgency, mask, invalid, started, started_cost, failovers,
     failover_failed, recovery_s, restart_s, exhausted, hop_s, present, serves, rows, src,
@@ -428,13 +445,9 @@ def _decide_env(
             has_near[src[k]] = True
     for k in range(K):
         keep[k] = orphan[k] or near[k] or not has_near[src[k]]
-    _admit(
-        lay.max_jobs, w.slots_used, w.slots_reserved, p.max_tasks, b, K, src, tgt, prio,
-        keep, key, keep2,
-    )  # fmt: skip
-    started_cost[b] = _start_migrations(
-        w, lay, p, b, K, rows, src, tgt, keep, orphan, code, urgency, n_rows, state_mb,
-        target, started,
+    started_cost[b] = _admit_and_start(
+        w, lay, p, b, K, rows, src, tgt, prio, keep, key, keep2, orphan, code, urgency,
+        n_rows, state_mb, target, started,
     )  # fmt: skip
     for n in range(N):  # a controller migration opens a new retry chain (seed 003)
         if started[b, n]:
@@ -638,13 +651,9 @@ def _retry_env(
         prio[K] = task_priority_at(urgency[b, host], w.task_deadline_s[b, t] - now)
         keep[K] = True
         K += 1
-    _admit(
-        lay.max_jobs, w.slots_used, w.slots_reserved, p.max_tasks, b, K, src, tgt, prio,
-        keep, key, keep2,
-    )  # fmt: skip
-    started_cost[b] = _start_migrations(
-        w, lay, p, b, K, rows, src, tgt, keep, orphan, code, urgency, n_rows, state_mb,
-        target, started,
+    started_cost[b] = _admit_and_start(
+        w, lay, p, b, K, rows, src, tgt, prio, keep, key, keep2, orphan, code, urgency,
+        n_rows, state_mb, target, started,
     )  # fmt: skip
     for n in range(N):
         if started[b, n]:
