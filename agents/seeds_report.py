@@ -34,8 +34,8 @@ seeds, so it has one row per run like the agent. When the runs share evaluation 
 those rows are identical and the rule's CIs have zero width, rightly: re-running it
 changes nothing. A rule given to :func:`seeds_report` as a single row (shape
 ``(1, tasks)``) is repeated to the agent's number of runs, which gives the same numbers
-(a bootstrap of identical rows) and lets the pair (agent, rule) be resampled together
-for the probability of improvement.
+(a bootstrap of identical rows). For the probability of improvement rliable resamples
+the agent's and the rule's runs independently (``StratifiedIndependentBootstrap``).
 
 The per-policy, per-run paired differences on common seeds stay in
 :mod:`roadedge.agents.stats` (:func:`~roadedge.agents.stats.paired_delta`):
@@ -69,12 +69,22 @@ JSON_NAME = "seeds_report.json"
 PLOT_NAME = "performance_profiles.png"
 
 
-def _interval_estimates(rly, score_dict, func, **kwargs):
-    """``rly.get_interval_estimates``, quiet about arch's FutureWarning on the
+def _interval_estimates(rly, score_dict, func, seed: int, **kwargs):
+    """``rly.get_interval_estimates`` made reproducible: rliable 1.2's
+    ``StratifiedBootstrap`` draws its resampled runs from NumPy's *global* random
+    state (``np.random.choice``) and ignores ``random_state``, so the global state is
+    seeded here and put back afterwards. Quiet about arch's FutureWarning on the
     ``random_state`` rliable passes (rliable's call, not ours)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "random_state is deprecated", FutureWarning)
-        return rly.get_interval_estimates(score_dict, func, **kwargs)
+    saved = np.random.get_state()  # noqa: NPY002  (the state rliable draws from)
+    np.random.seed(seed)  # noqa: NPY002
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "random_state is deprecated", FutureWarning)
+            return rly.get_interval_estimates(
+                score_dict, func, random_state=np.random.RandomState(seed), **kwargs
+            )
+    finally:
+        np.random.set_state(saved)  # noqa: NPY002
 
 
 def _rliable():
@@ -130,9 +140,9 @@ def seeds_report(
     ``scores`` maps each policy to its (runs, tasks) return matrix (see the module
     docstring: runs are training seeds, tasks evaluation episodes); a ``(1, tasks)``
     matrix (a deterministic rule given once) is repeated to the agent's runs.
-    ``reps`` bootstrap resamples; every estimate uses its own
-    ``numpy.random.RandomState(seed)``, so the result does not depend on the order of
-    the policies. Without ``agent`` among the policies there is no probability of
+    ``reps`` bootstrap resamples; every estimate starts from ``seed`` (see
+    :func:`_interval_estimates`), so the result does not depend on the order of the
+    policies. Without ``agent`` among the policies there is no probability of
     improvement (``None``).
     """
     rly, metrics = _rliable()
@@ -149,7 +159,7 @@ def seeds_report(
             func,
             reps=reps,
             confidence_interval_size=confidence,
-            random_state=np.random.RandomState(seed),
+            seed=seed,
         )
         return point, ci
 
@@ -202,7 +212,7 @@ def performance_profiles(
     stratified-bootstrap 95 % CIs, drawn by ``rliable.plot_utils.plot_performance_profiles``.
 
     The CIs come from ``get_interval_estimates`` with ``library.score_distributions``
-    (what ``create_performance_profile`` does, but with a seeded ``RandomState``)."""
+    (what ``create_performance_profile`` does, but seeded)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -223,7 +233,7 @@ def performance_profiles(
             {name: m},
             lambda x: rly.score_distributions(x, taus),
             reps=reps,
-            random_state=np.random.RandomState(seed),
+            seed=seed,
         )
         profiles[name], cis[name] = point[name], ci[name]
     fig, ax = plt.subplots(figsize=(8, 4.5))
