@@ -4,6 +4,19 @@ The interquartile mean (IQM) and bootstrap confidence intervals follow the
 recommendations of Agarwal et al., "Deep RL at the Edge of the Statistical
 Precipice" (NeurIPS 2021): robust to outlier episodes and honest about the
 uncertainty of a small number of runs.
+
+Across training seeds, :mod:`roadedge.agents.seeds_report` uses the authors' library,
+``rliable`` (stratified bootstrap, probability of improvement, performance profiles).
+The single-run helpers here stay hand-written, on purpose:
+
+* :func:`iqm` is ``rliable.metrics.aggregate_iqm`` (scipy's 25 % ``trim_mean``), and
+  :func:`bootstrap_ci` is the percentile bootstrap of the mean that rliable's
+  ``StratifiedBootstrap`` gives on one task (``tests/test_seeds_report.py`` checks
+  both). Calling rliable instead would make ``roadedge-eval`` need the ``train`` extra
+  (rliable pulls arch, statsmodels, seaborn and ``pandas<3``) and, since rliable 1.2
+  draws from NumPy's global random state, would change every published CI for no gain.
+* :func:`paired_delta` (the per-seed paired difference under common random numbers)
+  has no rliable equivalent: rliable compares score distributions, not pairs.
 """
 
 from __future__ import annotations
