@@ -12,7 +12,7 @@ from gymnasium.error import ResetNeeded
 
 from . import observation as obs_lib
 from .sim.config import ScenarioConfig, load_scenario
-from .sim.simulator import REWARD_TERMS, Simulator, StepResult
+from .sim.simulator import REWARD_TERMS, Simulator, StepResult, reward_coefficients
 from .sim.view import ControllerView, controller_view
 
 OBS_MODES = ("flat", "dict")
@@ -202,9 +202,6 @@ class RoadEdgeEnv(gym.Env):
         self._last: StepResult | None = None
         self._renderer = None
         self._observer: obs_lib.Observer | None = None  # built at the first observation
-        self._signed_weights = [
-            (1.0 if k == "completion" else -1.0) * getattr(self.cfg.reward, k) for k in REWARD_TERMS
-        ]
         self._has_reset = False
 
     # ---------------------------------------------------------------- gym API
@@ -277,7 +274,7 @@ class RoadEdgeEnv(gym.Env):
             terms = self._last.terms
             info["reward_terms"] = {
                 k: float(c * terms[k][0])
-                for k, c in zip(REWARD_TERMS, self._signed_weights, strict=True)
+                for k, c in zip(REWARD_TERMS, self.sim.reward_coef, strict=True)
             }
             info["invalid"] = int(self._last.invalid[0])
         else:
@@ -295,10 +292,8 @@ def check_bool(name: str, value: Any) -> bool:
 
 def weighted_terms(cfg: ScenarioConfig, terms: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Signed, weighted reward terms (B,) each; they sum to the reward."""
-    return {
-        k: (1.0 if k == "completion" else -1.0) * getattr(cfg.reward, k) * np.asarray(terms[k])
-        for k in REWARD_TERMS
-    }
+    coef = reward_coefficients(cfg)
+    return {k: coef[i] * np.asarray(terms[k]) for i, k in enumerate(REWARD_TERMS)}
 
 
 def make_observation_space(cfg: ScenarioConfig, obs_mode: str) -> spaces.Space:

@@ -41,7 +41,7 @@ from .render_style import (
     font,
     signed,
 )
-from .sim.simulator import REWARD_TERMS, Simulator, StepResult
+from .sim.simulator import REWARD_TERMS, Simulator, StepResult, reward_coefficients
 
 
 class SidePanel:
@@ -190,9 +190,9 @@ class SidePanel:
         ]
         values = [0.0] * (len(REWARD_TERMS) + 1)
         if last is not None:
+            coef = reward_coefficients(cfg)
             for i, k in enumerate(REWARD_TERMS):
-                sign = 1.0 if k == "completion" else -1.0
-                values[i] = sign * getattr(cfg.reward, k) * float(np.asarray(last.terms[k])[env])
+                values[i] = float(coef[i] * np.asarray(last.terms[k])[env])
             values[-1] = float(np.asarray(last.reward)[env])
         out += [signed(v) if last is not None else "" for v in values]
         out += [

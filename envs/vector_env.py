@@ -98,9 +98,6 @@ class RoadEdgeVectorEnv(gym.vector.VectorEnv):
         self._needs_reset = np.zeros(num_envs, dtype=bool)
         self._observer = Observer(self.sim, self.obs_mode)
         self._has_reset = np.zeros(num_envs, dtype=bool)  # each row reset at least once
-        self._coef = np.array([1.0 if k == "completion" else -1.0 for k in REWARD_TERMS]) * [
-            getattr(self.cfg.reward, k) for k in REWARD_TERMS
-        ]
 
     # ------------------------------------------------------------------ API
 

@@ -59,6 +59,13 @@ REWARD_TERMS = (
 )
 
 
+def reward_coefficients(cfg: ScenarioConfig) -> np.ndarray:
+    """The signed weight of each term of REWARD_TERMS: completion is a gain, the rest
+    costs; ``reward = sum_k coef[k] * term[k]``."""
+    signs = np.array([1.0] + [-1.0] * (len(REWARD_TERMS) - 1))
+    return signs * np.array([getattr(cfg.reward, k) for k in REWARD_TERMS])
+
+
 @njit(cache=True)
 def _count_started_kernel(
     started, cost, mig_cost, mig_trigger, alpha, migrations_started, cost_total, cost_ewma,
@@ -145,9 +152,7 @@ class Simulator:
         self.counters = Counters.zeros(batch_size)
         self.events = EventLog(batch_size, enabled=record_events)
         self.node_index = np.arange(N, dtype=np.uint64)[None, :]
-        self._weights = np.array([getattr(cfg.reward, k) for k in REWARD_TERMS])
-        signs = np.array([1.0] + [-1.0] * (len(REWARD_TERMS) - 1))  # completion is a gain
-        self._coef = signs * self._weights
+        self.reward_coef = reward_coefficients(cfg)
         self.session_requests_per_tick = compute.session_requests_per_tick(cfg)
         # serial or parallel variant of the batch-parallel kernels (parallel.Switch)
         self.switches = {"radio": Switch("access_links", batch_size)}
@@ -213,7 +218,7 @@ class Simulator:
                     time.perf_counter() - start
                 )
         reward = np.empty(B)
-        _end_tick(w.time_s, w.tick, float(cfg.dt_s), self._coef, tick.term_matrix, reward)
+        _end_tick(w.time_s, w.tick, float(cfg.dt_s), self.reward_coef, tick.term_matrix, reward)
         if self.check_invariants:
             ledger.check(w, self.layout)
         return StepResult(
