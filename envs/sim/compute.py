@@ -87,6 +87,21 @@ def _progress_kernel(
             task_latency_ms[b, t] = latency
 
 
+def progress_constants(cfg: ScenarioConfig) -> tuple:
+    """The progress kernel's per-request constants: radio kbit per Mbps (ms), per-hop
+    latency [ms], out-of-coverage latency [ms], compute cycles per ms of 1 Hz."""
+    r = cfg.radio
+    return (
+        1000.0 * 8.0 * r.request_mb, float(per_hop_ms(cfg)), float(r.out_of_coverage_ms),
+        1000.0 * r.compute_request_gcycles * 1e9,
+    )  # fmt: skip
+
+
+def energy_constants(cfg: ScenarioConfig) -> tuple:
+    """The energy kernel's UAV powers: hover and full-load compute [W]."""
+    return float(cfg.uav.hover_power_w), float(cfg.uav.compute_power_w)
+
+
 def progress(world: World, layout: Layout, cfg: ScenarioConfig, blocked_s: np.ndarray):
     """Advance running tasks on live hosts.
 
@@ -94,7 +109,7 @@ def progress(world: World, layout: Layout, cfg: ScenarioConfig, blocked_s: np.nd
     a live host; ``charged`` are the serving rows whose latency counts (not a
     session whose vehicle has left); ``latency_ms`` is 0 outside ``charged``.
     """
-    w, r = world, cfg.radio
+    w = world
     shape = w.task_state.shape
     serving, charged = np.empty(shape, bool), np.empty(shape, bool)
     latency = np.empty(shape, np.float64)
@@ -103,11 +118,8 @@ def progress(world: World, layout: Layout, cfg: ScenarioConfig, blocked_s: np.nd
         w.task_done, w.task_latency_ms, w.node_up, w.slots_used, w.veh_active, w.veh_access,
         w.veh_rate_mbps, layout.cpu_hz, layout.hops,
     ))  # fmt: skip
-    consts = w.bound("progress_constants", (cfg,), lambda: (
-        float(cfg.dt_s), 1000.0 * 8.0 * r.request_mb, float(per_hop_ms(cfg)),
-        float(r.out_of_coverage_ms), 1000.0 * r.compute_request_gcycles * 1e9,
-    ))  # fmt: skip
-    _progress_kernel(*args, blocked_s, *consts, serving, charged, latency)
+    consts = w.bound("progress_constants", (cfg,), lambda: progress_constants(cfg))
+    _progress_kernel(*args, blocked_s, float(cfg.dt_s), *consts, serving, charged, latency)
     return serving, charged, latency
 
 
@@ -126,8 +138,8 @@ def uav_energy_j(world: World, layout: Layout, cfg: ScenarioConfig) -> np.ndarra
     """Energy drawn by each live UAV this tick: (hover + compute * utilisation) * dt [J]."""
     out, w = np.empty(world.node_up.shape), world
     args = w.bound("uav_energy", (cfg, layout), lambda: (
-        w.slots_used, w.node_up, layout.max_jobs, layout.is_uav,
-        float(cfg.uav.hover_power_w), float(cfg.uav.compute_power_w), float(cfg.dt_s),
+        w.slots_used, w.node_up, layout.max_jobs, layout.is_uav, *energy_constants(cfg),
+        float(cfg.dt_s),
     ))  # fmt: skip
     _energy_kernel(*args, out)
     return out

@@ -21,7 +21,13 @@ import numpy as np
 from numba import njit, prange
 
 from . import parallel
-from .compute import _energy_kernel, _progress_kernel, _stalled_kernel, per_hop_ms
+from .compute import (
+    _energy_kernel,
+    _progress_kernel,
+    _stalled_kernel,
+    energy_constants,
+    progress_constants,
+)
 from .config import ScenarioConfig
 from .faults import _fail_repair_kernel, fail_repair_args
 from .layout import Layout
@@ -94,7 +100,7 @@ def work(world: World, layout: Layout, cfg: ScenarioConfig, node_index, downtime
     :func:`compute.uav_energy_j` drawn from the batteries,
     :func:`scheduler.checkpoint_replicas` and :func:`compute.downtime_s` added to
     ``downtime_s`` (B,). Returns (due, success, charged, latency_ms, energy_j)."""
-    w, r = world, cfg.radio
+    w = world
     B, N = w.node_up.shape
     T = w.task_state.shape[1]
     args = w.bound("fused_work", (cfg, layout, node_index), lambda: (
@@ -104,11 +110,7 @@ def work(world: World, layout: Layout, cfg: ScenarioConfig, node_index, downtime
         w.task_backup, w.task_replica, w.node_up, w.slots_used, w.battery_j, w.veh_active,
         w.veh_access, w.veh_rate_mbps, layout.cpu_hz, layout.hops, layout.max_jobs,
         layout.is_uav, float(cfg.dt_s),
-        (
-            1000.0 * 8.0 * r.request_mb, float(per_hop_ms(cfg)), float(r.out_of_coverage_ms),
-            1000.0 * r.compute_request_gcycles * 1e9,
-        ),
-        (float(cfg.uav.hover_power_w), float(cfg.uav.compute_power_w)),
+        progress_constants(cfg), energy_constants(cfg),
         bool(cfg.faults.replication), float(cfg.faults.replica_interval_s),
     ))  # fmt: skip
     due, success = np.empty((B, N), np.bool_), np.empty((B, N), np.bool_)
