@@ -19,11 +19,13 @@ def _rollout(force: str, monkeypatch, ticks=40):
     monkeypatch.setenv("ROADEDGE_PARALLEL", force)
     sim = Simulator(load_scenario("failures", {"horizon": 100}), BATCH, record_events=False)
     sim.reset(np.arange(1, BATCH + 1, dtype=np.uint64) * 7919)
-    assert all(sw.candidates == ((1,) if force == "1" else (0,)) for sw in sim.switches.values())
     rng = np.random.default_rng(3)
     out = []
     for _ in range(ticks):
         res = sim.step(_random_valid(sim.action_mask(), rng))
+        used = parallel.switches(sim.world)
+        assert "access_links" in used and "work" in used
+        assert all(sw.candidates == ((1,) if force == "1" else (0,)) for sw in used.values())
         w = sim.world
         out.append(
             (res.reward.copy(), w.veh_access.copy(), w.veh_rate_mbps.copy(), w.task_host.copy())

@@ -120,11 +120,16 @@ class Switch:
         return self.runs[1] / total if total else 0.0
 
 
+def switches(owner) -> dict[str, Switch]:
+    """The switches kept on ``owner`` (a world), by kernel name."""
+    return owner.__dict__.setdefault("_switches", {})
+
+
 def run(owner, kernel: str, batch_size: int, *args):
     """Run registered ``kernel`` on ``args`` with the variant the switch kept on ``owner``
     (the world whose rows it computes; one switch per kernel) chooses."""
-    switches = owner.__dict__.setdefault("_switches", {})
-    switch = switches.get(kernel)
+    kept = switches(owner)
+    switch = kept.get(kernel)
     if switch is None:
-        switch = switches[kernel] = Switch(kernel, batch_size)
+        switch = kept[kernel] = Switch(kernel, batch_size)
     return switch.run(*args)

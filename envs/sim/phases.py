@@ -175,7 +175,7 @@ def vehicles(sim: Simulator, tick: Tick) -> None:
 
 def access_links(sim: Simulator, tick: Tick) -> None:
     """5. The access node and rate of every vehicle."""
-    radio.update_access_links(sim.world, sim.layout, sim.cfg.radio, sim.switches["radio"])
+    radio.update_access_links(sim.world, sim.layout, sim.cfg.radio)
 
 
 def arrivals(sim: Simulator, tick: Tick) -> None:

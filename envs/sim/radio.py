@@ -25,9 +25,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from . import parallel
 from .config import RadioConfig
 from .layout import Layout
-from .parallel import Switch, compile_both
+from .parallel import compile_both
 from .world import World
 
 
@@ -132,12 +133,10 @@ def _left_kernel(time_s, veh_active, veh_new, prev_access, veh_access, veh_left_
                 veh_left_s[b, v, a] = time_s[b]
 
 
-def update_access_links(
-    world: World, layout: Layout, radio: RadioConfig, switch: Switch | None = None
-) -> None:
+def update_access_links(world: World, layout: Layout, radio: RadioConfig) -> None:
     """Recompute every vehicle's access node and rate into the world's ``veh_access`` and
-    ``veh_rate_mbps`` (at reset and in step 5 of every tick), with the variant
-    ``switch`` chooses (serial when None); then stamp each access link that ended in
+    ``veh_rate_mbps`` (at reset and in step 5 of every tick), with the serial or parallel
+    variant :func:`parallel.run` chooses; then stamp each access link that ended in
     ``veh_left_s`` (controller-side: the controller sees the access links)."""
     w = world
     args = w.bound("access_links", (layout, radio), lambda: (
@@ -146,8 +145,5 @@ def update_access_links(
     ))  # fmt: skip
     (prev,) = w.bound("access_links_prev", (), lambda: (np.empty_like(w.veh_access),))
     np.copyto(prev, w.veh_access)
-    if switch is None:
-        _access_links_kernel(*args)
-    else:
-        switch.run(*args)
+    parallel.run(w, "access_links", w.batch_size, *args)
     _left_kernel(w.time_s, w.veh_active, w.veh_new, prev, w.veh_access, w.veh_left_s)

@@ -35,7 +35,6 @@ from numba import njit
 from . import compute, faults, ledger, migration, mobility, radio
 from .config import ScenarioConfig
 from .layout import Layout, build_layout
-from .parallel import Switch
 from .phases import PHASES, Tick
 from .rng import Stream, uniform
 from .stats import METRIC_NAMES, Counters, EventLog
@@ -154,8 +153,6 @@ class Simulator:
         self.node_index = np.arange(N, dtype=np.uint64)[None, :]
         self.reward_coef = reward_coefficients(cfg)
         self.session_requests_per_tick = compute.session_requests_per_tick(cfg)
-        # serial or parallel variant of the batch-parallel kernels (parallel.Switch)
-        self.switches = {"radio": Switch("access_links", batch_size)}
         # Set to {} to accumulate seconds per tick phase (the benchmark does).
         self.phase_times: dict[str, float] | None = None
 
