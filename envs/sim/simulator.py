@@ -39,9 +39,6 @@ from .phases import PHASES, Tick
 from .rng import Stream, uniform
 from .stats import METRIC_NAMES, Counters, EventLog
 from .world import (
-    FREE,
-    KIND_SESSION,
-    KIND_TASK,
     World,
     allocate,
     reset_rows,
@@ -254,14 +251,12 @@ class Simulator:
     # ------------------------------------------------------------------ views
 
     def tasks_active(self) -> np.ndarray:
-        """Live task rows (kind task), (B,)."""
-        w = self.world
-        return ((w.task_state != FREE) & (w.task_kind == KIND_TASK)).sum(1)
+        """Live task rows (kind task), (B,) int."""
+        return self.metric_table()[:, METRIC_NAMES.index("tasks_active")].astype(np.int64)
 
     def sessions_active(self) -> np.ndarray:
-        """Live sessions, (B,)."""
-        w = self.world
-        return ((w.task_state != FREE) & (w.task_kind == KIND_SESSION)).sum(1)
+        """Live sessions, (B,) int."""
+        return self.metric_table()[:, METRIC_NAMES.index("sessions_active")].astype(np.int64)
 
     def metric_table(self) -> np.ndarray:
         """(B, M) float64 episode metrics, columns in ``stats.METRIC_NAMES`` order."""
