@@ -60,14 +60,19 @@ def _random_valid(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.argmax(np.where(masks, rng.random(masks.shape), -1.0), axis=-1)
 
 
-def _windows(fn, window_s: float, repeats: int) -> list[float]:
-    """Run ``fn`` (returning steps done) in ``repeats`` windows; steps/s of each."""
+def _windows(fn, window_s: float, repeats: int, timed=None) -> list[float]:
+    """Run ``fn`` (returning steps done) in ``repeats`` windows; steps/s of each, over the
+    window's wall time, or over the seconds ``timed`` holds (``timed[0]``, which ``fn``
+    adds to and each window zeroes) when only part of ``fn`` is to be counted."""
     rates = []
     for _ in range(repeats):
         steps, start = 0, time.perf_counter()
+        if timed is not None:
+            timed[0] = 0.0
         while time.perf_counter() - start < window_s:
             steps += fn()
-        rates.append(steps / (time.perf_counter() - start))
+        seconds = time.perf_counter() - start if timed is None else timed[0]
+        rates.append(steps / seconds)
     return rates
 
 
@@ -149,13 +154,7 @@ def bench_batched(preset: str, batch: int, window_s: float, repeats: int) -> dic
         return n * batch
 
     run(2)
-    rates = []
-    for _ in range(repeats):  # windows of env time: the action sampling is left out
-        in_env[0], steps = 0.0, 0
-        start = time.perf_counter()
-        while time.perf_counter() - start < window_s:
-            steps += run()
-        rates.append(steps / in_env[0])
+    rates = _windows(run, window_s, repeats, timed=in_env)  # the action sampling left out
     return {"preset": preset, "batch": batch, "env_steps_per_s": float(np.median(rates))}
 
 
