@@ -87,12 +87,15 @@ class RoadEdgeEnv(gym.Env):
     CPU, detached max/mean: how long hosted sessions' vehicles have been off
     this node, then the service capability bits); ``G = 6`` globals (time, mean
     RSU load, queued, orphaned, vehicles, controller up). ``node_mask`` is 1 for
-    nodes believed up. ``P = 3`` features per ordered node pair ``(i, j)``:
+    nodes believed up. ``P = 5`` features per ordered node pair ``(i, j)``:
     node ``i``'s sessions whose vehicle is attached to ``j`` now, and those
     whose vehicle, projected ahead by speed x ``migration.cooldown_s`` along its
     heading, lands in the coverage of ``j`` (the access rule among the nodes
-    believed up), each / ``max_jobs`` of ``i``; and 1 if the migration in
-    flight from ``i`` goes to ``j``. MODEL.md Appendix A defines each.
+    believed up), each / ``max_jobs`` of ``i``; 1 if the migration in
+    flight from ``i`` goes to ``j``; and ``hops_saved``, ``hops_saved_heading``:
+    the backhaul hops per request that hosting all of ``i``'s sessions on ``j``
+    would save, from the vehicles' access nodes now and from where they are
+    heading. MODEL.md Appendix A defines each.
 
     ## Rewards
 
@@ -142,6 +145,10 @@ class RoadEdgeEnv(gym.Env):
 
     ## Version history
 
+    * v1 (issue 15, agent): two more pair features, ``hops_saved`` and
+      ``hops_saved_heading`` (P 3 -> 5): which target is closer, in backhaul
+      hops, to a node's vehicles now and where they are heading. Observations
+      (and models trained on them) of earlier v1 are incompatible.
     * v1 (issue 15, observation): features to anticipate where vehicles go. The
       dict observation gains ``pairs`` (N, N, 3): sessions of i attached to j,
       heading for j, migration i -> j in flight; the flat vector appends them

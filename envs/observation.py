@@ -48,6 +48,8 @@ PAIR_FEATURES = (
     "attached",  # sessions of i whose vehicle is attached to j now / max_jobs of i
     "heading",  # sessions of i whose vehicle, projected ahead by speed x horizon, lands at j
     "migrating",  # 1 if the migration in flight from i goes to j
+    "hops_saved",  # backhaul hops i's attached sessions would save on j (0 if none)
+    "hops_saved_heading",  # the same from the access nodes they are heading for
 )
 GLOBAL_FEATURES = (
     "time",  # tick / horizon
@@ -178,15 +180,19 @@ def _need(value, name: str) -> np.ndarray:
 def _pairs_kernel(
     task_state, task_kind, task_host, task_access, task_vehicle, veh_active, veh_x, veh_y,
     veh_dir, veh_speed, up, pos_xyz, coverage_m, gain_mw, half_exponent, horizon_s, max_jobs,
-    migrating, mig_target, out,
+    hops, max_hops, migrating, mig_target, out,
 ):  # fmt: skip
     """(B, N, N, P) PAIR_FEATURES into ``out``. ``heading`` projects the vehicle straight
     ahead (``veh_dir``: 0 +x, 1 +y, 2 -x, 3 -y) by ``speed * horizon_s`` and takes the
     node the access rule (MODEL.md section 4) would pick there among the nodes believed
-    up: in coverage (ground distance), strongest received power, lowest index on a tie."""
+    up: in coverage (ground distance), strongest received power, lowest index on a tie.
+    ``hops_saved[i, j]`` is ``max(0, sum over i's sessions attached to a of
+    (hops[a, i] - hops[a, j]))`` / (max_jobs of i x ``max_hops``): what hosting all of
+    them on j would save per request, clipped to [0, 1]; ``hops_saved_heading`` the
+    same with the projected access nodes."""
     B, N = up.shape
     T = task_state.shape[1]
-    count = np.empty((N, N, 2))
+    count = np.empty((N, N, 4))
     for b in range(B):
         count[:] = 0.0
         for t in range(T):
@@ -196,6 +202,8 @@ def _pairs_kernel(
             a = task_access[b, t]
             if a >= 0:
                 count[i, a, 0] += 1.0
+                for j in range(N):
+                    count[i, j, 2] += hops[a, i] - hops[a, j]
             v = task_vehicle[b, t]
             if not veh_active[b, v]:
                 continue
@@ -221,6 +229,8 @@ def _pairs_kernel(
                     best_mw = p_mw
             if best >= 0:
                 count[i, best, 1] += 1.0
+                for j in range(N):
+                    count[i, j, 3] += hops[best, i] - hops[best, j]
         for i in range(N):
             jobs = float(max_jobs[i])
             target = mig_target[b, i] if migrating[b, i] else -1
@@ -228,11 +238,24 @@ def _pairs_kernel(
                 out[b, i, j, 0] = _clip01(count[i, j, 0] / jobs)
                 out[b, i, j, 1] = _clip01(count[i, j, 1] / jobs)
                 out[b, i, j, 2] = 1.0 if j == target else 0.0
+                out[b, i, j, 3] = _clip01(count[i, j, 2] / (jobs * max_hops))
+                out[b, i, j, 4] = _clip01(count[i, j, 3] / (jobs * max_hops))
 
 
 def _pairs_constants(layout, cfg: ScenarioConfig) -> tuple:
     pos, coverage, gain, half_exponent = _radio_args(layout, cfg.radio)[:4]
-    return pos, coverage, gain, half_exponent, heading_horizon_s(cfg), layout.max_jobs
+    hops = layout.hops.astype(np.float64)
+    max_hops = max(float(hops.max()), 1.0)
+    return (
+        pos,
+        coverage,
+        gain,
+        half_exponent,
+        heading_horizon_s(cfg),
+        layout.max_jobs,
+        hops,
+        max_hops,
+    )
 
 
 def pair_tensor(view: ControllerView, cfg: ScenarioConfig) -> np.ndarray:

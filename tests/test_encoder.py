@@ -340,8 +340,8 @@ def test_pair_summary_by_hand():
 def test_the_pair_features_of_unmasked_nodes_reach_the_output(city, attention):
     space, obs = city
     ext = make_extractor(space, attention=attention)
-    assert ext.n_pair_features == space["pairs"].shape[-1] == 3
+    assert ext.n_pair_features == space["pairs"].shape[-1] == 5
     changed = clone(obs)
-    changed["pairs"][:, 3, 4] = torch.tensor([0.5, 0.25, 1.0])
+    changed["pairs"][:, 3, 4] = torch.tensor([0.5, 0.25, 1.0, 0.75, 0.125])
     with torch.no_grad():
         assert not torch.allclose(ext(changed), ext(obs), atol=1e-4)

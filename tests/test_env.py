@@ -328,7 +328,7 @@ def test_flat_and_dict_hold_the_same_information():
     n = flat.unwrapped.n_nodes
     assert dct.observation_space["distances"].shape == (n, n)
     assert dct.observation_space["node_mask"].shape == (n,)
-    assert dct.observation_space["pairs"].shape == (n, n, 3)
+    assert dct.observation_space["pairs"].shape == (n, n, 5)
     actions = sample_actions(flat.action_space, 3, 60)
     for (of, rf, *_), (od, rd, *_) in zip(
         run_episode(flat, 5, actions), run_episode(dct, 5, actions), strict=True

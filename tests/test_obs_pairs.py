@@ -81,7 +81,35 @@ def _expected_pairs() -> dict[str, np.ndarray]:
     heading[0, 1] = heading[0, 0] = heading[0, 2] = 1
     heading[1, 2] = 1
     migrating[3, 1] = 1
-    return {"attached": attached / jobs, "heading": heading / jobs, "migrating": migrating}
+    # hops (small): 0-1, 0-2, 0-3 one hop, the others two; max 2. hops_saved[i, j] sums
+    # hops(a, i) - hops(a, j) over i's sessions' access nodes a. Node 0 (a = 0, 1, 2):
+    # [0,-1,-1,-1] + [0,1,-1,-1] + [0,-1,1,-1] = [0,-1,-1,-3]; node 1 (a = 0, 1):
+    # [1,0,0,0] + [-1,0,-2,-2]: nothing saved anywhere. Heading, node 0 (a = 1, 0, 2): the
+    # same sum; node 1 (v3 heads for 2, v4 nowhere): hops(2, 1) - hops(2, j) = [1, 0, 2, 0].
+    hops_saved = np.zeros((N, N))
+    hops_saved_heading = np.zeros((N, N))
+    hops_saved_heading[1] = [1.0, 0.0, 2.0, 0.0]
+    return {
+        "attached": attached / jobs,
+        "heading": heading / jobs,
+        "migrating": migrating,
+        "hops_saved": hops_saved / (jobs * 2),
+        "hops_saved_heading": hops_saved_heading / (jobs * 2),
+    }
+
+
+def test_hops_saved_when_a_vehicle_moves_to_another_rsu():
+    """v0 (host 0) drives under RSU 1: node 0's sessions are attached at 1, 1, 2, so
+    moving them to node 1 saves [0,1,-1,-3][1] = 1 hop in sum -> 1 / (8 x 2); no other
+    pair saves anything."""
+    sim = _state()
+    sim.world.veh_x[0, 0], sim.world.veh_y[0, 0] = sim.layout.pos_xyz[1, :2]
+    refresh_radio(sim)
+    assert sim.world.veh_access[0, 0] == 1
+    pairs = build_observation(sim, sim.cfg, "dict", controller_view(sim), 0)["pairs"]
+    expected = np.zeros((N, N))
+    expected[0, 1] = 1.0 / 16.0
+    np.testing.assert_allclose(pairs[:, :, PAIR_FEATURES.index("hops_saved")], expected)
 
 
 def _expected_detached() -> dict[str, list[float]]:

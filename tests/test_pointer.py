@@ -26,6 +26,7 @@ from roadedge.agents.pointer import (
     PointerHead,
     unpack,
 )
+from roadedge.envs.observation import PAIR_FEATURES
 
 SMALL = "RoadEdge-small-v1"
 CITY = "RoadEdge-v1"
@@ -213,10 +214,10 @@ def test_the_move_logit_of_a_pair_reads_its_pair_features(small):
     _, obs = small
     n = env.unwrapped.cfg.n_nodes
     head = model.policy.action_net
-    assert head.pairs is not None and head.pairs.in_features == 3
+    assert head.pairs is not None and head.pairs.in_features == len(PAIR_FEATURES)
     base = logits(model, obs).reshape(4, n, n + 1)
     changed = {k: v.clone() for k, v in obs.items()}
-    changed["pairs"][:, 0, 2] = torch.tensor([1.0, 1.0, 0.0])
+    changed["pairs"][:, 0, 2] = torch.tensor([1.0, 1.0, 0.0, 0.5, 0.25])
     with torch.no_grad():  # only the head's direct term: encoder input unchanged
         latent = model.policy.extract_features(obs)
         h, pooled, distances, pairs = unpack(latent, *head.layout)
