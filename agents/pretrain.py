@@ -169,8 +169,10 @@ def clone(model, demos: Demonstrations, spec: Pretrain, reward_scale: float) -> 
     def flat(x):
         return x.reshape(T * B, *x.shape[2:])
 
-    obs = {k: flat(v) for k, v in demos.obs.items()} if isinstance(demos.obs, dict) else flat(
-        demos.obs
+    obs = (
+        {k: flat(v) for k, v in demos.obs.items()}
+        if isinstance(demos.obs, dict)
+        else flat(demos.obs)
     )
     actions = torch.as_tensor(flat(demos.actions))
     masks = flat(demos.masks)

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from .pretrain import Pretrain, pretrain
 from .train_args import (
     PROG,
     Args,
@@ -130,6 +131,7 @@ def train(args: Args) -> Path:
         model_kwargs = sb3_kwargs(hp)
         policy = resolve_policy(hp.get("policy", "MlpPolicy"), args.algo, env_kwargs)
         bias = float(hp.get("noop_logit_bias", 0.0))
+        warm_start = Pretrain.from_hp(hp.get("pretrain"))
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
 
@@ -159,7 +161,10 @@ def train(args: Args) -> Path:
         model.tensorboard_log = str(run_dir / "tb")
         atomic_write(run_dir / "config.yml", lambda fh: fh.write(_yaml_bytes(config)))
 
+    pretrain_stats = None
     try:
+        if warm_start is not None and not resuming:
+            pretrain_stats = pretrain(model, venv, warm_start, args.seed)
         elapsed, steps = _learn(model, venv, args, env_kwargs, run_dir, total, normalize)
     except KeyboardInterrupt:
         _save_interrupted(model, venv if normalize else None, run_dir)
@@ -176,6 +181,8 @@ def train(args: Args) -> Path:
         "train_steps": steps,
         "steps_per_s": steps / elapsed if elapsed > 0 else 0.0,
     }
+    if pretrain_stats is not None:
+        timing["pretrain"] = {k: float(v) for k, v in pretrain_stats.items()}
     text = json.dumps(timing, indent=2).encode()
     atomic_write(run_dir / "timing.json", lambda fh: fh.write(text))
     print(f"trained {steps} steps in {elapsed:.0f} s ({timing['steps_per_s']:.0f} steps/s)")

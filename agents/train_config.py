@@ -36,6 +36,7 @@ TRAINING_KEYS = (  # read by train.py, never passed to the SB3 constructor
     "env_kwargs",
     "normalize",
     "noop_logit_bias",
+    "pretrain",
     "obs_mode",  # legacy: now env_kwargs.obs_mode
     "normalize_reward",  # legacy: now normalize.norm_reward
 )
