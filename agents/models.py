@@ -1,7 +1,9 @@
 """Trained SB3 models as policies: loading a model zip, and checking that it fits an env.
 
 A model only works in an env whose observation and action spaces are the ones it was
-trained with (same scenario size, same observation mode). :func:`check_model_fits`
+trained with (same scenario size, same observation mode); a ``NodePointerPolicy``
+model, whose weights do not depend on the node count, is rebound to another node
+count with the same feature widths (:func:`adapt_node_count`). :func:`check_model_fits`
 compares them before any episode runs, so a model trained on another scenario is
 reported at once, naming the model and the env, instead of failing inside SB3 after
 the baselines have run.
@@ -56,10 +58,60 @@ def _short(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def adapt_node_count(model: Any, env: Any) -> bool:
+    """Rebind a ``NodePointerPolicy`` model to an env with another node count.
+
+    No weight of the pointer policy depends on ``N`` (``agents/pointer.py``): the
+    per-node encoder, the pair head and the value head on the pooled summary are
+    shared by every node. So a model trained on ``city`` (13 nodes) can act on a
+    scenario with 9 or 20 nodes if the per-node, global and pair feature widths are
+    the same; only the spaces and the layouts the heads unpack by change. Returns
+    True if the model was rebound, False if nothing had to change or it cannot be
+    (another policy, another feature width); :func:`check_model_fits` then decides.
+    """
+    from gymnasium import spaces
+
+    from .pointer import NodeEmbeddingExtractor
+
+    obs_space, act_space = env.observation_space, env.action_space
+    policy = getattr(model, "policy", None)
+    extractor = getattr(policy, "features_extractor", None)
+    if not isinstance(extractor, NodeEmbeddingExtractor):
+        return False
+    mine = model.observation_space
+    if not isinstance(obs_space, spaces.Dict) or set(obs_space.spaces) != set(mine.spaces):
+        return False
+    n = int(obs_space["nodes"].shape[0])
+    if n == extractor.layout[0]:
+        return False
+    widths = [(mine[k].shape[-1], obs_space[k].shape[-1]) for k in ("nodes", "globals", "pairs")]
+    if any(a != b for a, b in widths) or not isinstance(act_space, spaces.MultiDiscrete):
+        return False
+    from stable_baselines3.common.distributions import make_proba_distribution
+
+    _, e, p, q = extractor.layout
+    layout = (n, e, p, q)
+    extractor.layout = layout
+    extractor._features_dim = n * e + p + n * n * (1 + q)
+    policy.action_net.layout = layout
+    policy.value_net[0].layout = layout
+    for holder in (model, policy):
+        holder.observation_space, holder.action_space = obs_space, act_space
+    if "Maskable" in type(policy).__name__:
+        from sb3_contrib.common.maskable.distributions import make_masked_proba_distribution
+
+        policy.action_dist = make_masked_proba_distribution(act_space)
+    else:
+        policy.action_dist = make_proba_distribution(act_space)
+    return True
+
+
 class ModelPolicy:
-    """Wraps a trained SB3 model; passes action masks to MaskablePPO."""
+    """Wraps a trained SB3 model; passes action masks to MaskablePPO. A pointer-policy
+    model meets an env with another node count rebound (:func:`adapt_node_count`)."""
 
     def __init__(self, model: Any, env: Any):
+        adapt_node_count(model, env)
         self.model = model
         self.env = env.unwrapped
         self.masked = type(model).__name__ == "MaskablePPO"
@@ -107,7 +159,9 @@ def space_summary(space: Any) -> str:
 def check_model_fits(model: Any, env: Any, path: str, where: str) -> None:
     """Raise :class:`ModelError` unless ``model`` (loaded from ``path``) has the
     observation and action spaces of the single env ``env``; ``where`` names the env
-    (id and scenario) in the message."""
+    (id and scenario) in the message. A pointer-policy model is first rebound to the
+    env's node count where it can be (:func:`adapt_node_count`)."""
+    adapt_node_count(model, env)
     for kind, mine, theirs in (
         ("observation", model.observation_space, env.observation_space),
         ("action", model.action_space, env.action_space),
@@ -117,7 +171,8 @@ def check_model_fits(model: Any, env: Any, path: str, where: str) -> None:
             raise ModelError(
                 f"model {path} does not fit {where}: it was trained with {kind} space "
                 f"{_clip(trained)}, the env has {_clip(here)} (a model runs only on the "
-                "scenario size and obs mode it was trained on)"
+                "scenario size and obs mode it was trained on; a NodePointerPolicy model also on "
+                "other node counts with the same feature widths)"
             )
 
 
