@@ -180,43 +180,54 @@ def power_law(x, h):
     return two_g * scale
 
 
+@njit(cache=True, inline="always")
+def strongest_nodes(
+    xs, ys, K, up, pos_xyz, coverage_m, gain_mw, half_exponent, total, signal, best
+):  # fmt: skip
+    """The access rule at points ``k < K`` (at height 0) among the nodes ``up`` (N,):
+    ``total[k]`` the power received from every up node [mW], ``best[k]`` the up node in
+    coverage (ground distance) of strongest received power (-1 if none; strict, so the
+    lowest index wins a tie) and ``signal[k]`` its power (0 if none).
+
+    Node by node (in index order), every point at once: the loop over the points has
+    no branch and no call, so LLVM vectorises it; each point still sums its powers in
+    node order, as a loop over its nodes would."""
+    for k in range(K):
+        total[k] = 0.0
+        signal[k] = 0.0
+        best[k] = -1
+    for n in range(pos_xyz.shape[0]):
+        if not up[n]:
+            continue
+        px, py, pz = pos_xyz[n, 0], pos_xyz[n, 1], pos_xyz[n, 2]
+        cover2, gain = coverage_m[n] * coverage_m[n], gain_mw[n]
+        for k in range(K):
+            dx = xs[k] - px
+            dy = ys[k] - py
+            ground2 = dx * dx + dy * dy
+            p_mw = gain * power_law(max(ground2 + pz * pz, 1.0), half_exponent)
+            total[k] += p_mw
+            stronger = (ground2 <= cover2) & (p_mw > signal[k])
+            best[k] = n if stronger else best[k]
+            signal[k] = p_mw if stronger else signal[k]
+
+
 def _access_links(
     veh_x, veh_y, veh_active, node_up, pos_xyz, coverage_m, gain_mw, half_exponent,
     noise_mw, interference_factor, bandwidth_mhz, access_out, rate_out,
 ):  # fmt: skip
-    """Fills ``access_out`` (B, V) and ``rate_out`` (B, V) in place.
-
-    Node by node (in index order), every vehicle row at once: the received power of
-    each vehicle is added to its total and, in coverage and stronger than its best so
-    far, becomes its signal. The loop over the vehicles has no branch and no call, so
-    LLVM vectorises it; each vehicle still sums its powers in node order, as a loop
-    over its nodes would. Rows of inactive vehicles are computed and not used."""
+    """Fills ``access_out`` (B, V) and ``rate_out`` (B, V) in place (:func:`strongest_nodes`
+    at every vehicle row; rows of inactive vehicles are computed and not used)."""
     B, V = veh_x.shape
-    N = pos_xyz.shape[0]
     chunks = min(B, CHUNKS)
     for c in prange(chunks):  # scratch per chunk of the batch: the parallel variant shares none
         total, signal = np.empty(V), np.empty(V)
         best = np.empty(V, np.int64)
         for b in range(c * B // chunks, (c + 1) * B // chunks):
-            xs, ys = veh_x[b], veh_y[b]
-            total[:] = 0.0
-            signal[:] = 0.0
-            best[:] = -1
-            for n in range(N):
-                if not node_up[b, n]:
-                    continue
-                px, py, pz = pos_xyz[n, 0], pos_xyz[n, 1], pos_xyz[n, 2]
-                cover2, gain = coverage_m[n] * coverage_m[n], gain_mw[n]
-                for v in range(V):
-                    dx = xs[v] - px
-                    dy = ys[v] - py
-                    ground2 = dx * dx + dy * dy
-                    p_mw = gain * power_law(max(ground2 + pz * pz, 1.0), half_exponent)
-                    total[v] += p_mw
-                    # strict: the lowest index wins a tie
-                    stronger = (ground2 <= cover2) & (p_mw > signal[v])
-                    best[v] = n if stronger else best[v]
-                    signal[v] = p_mw if stronger else signal[v]
+            strongest_nodes(
+                veh_x[b], veh_y[b], V, node_up[b], pos_xyz, coverage_m, gain_mw, half_exponent,
+                total, signal, best,
+            )  # fmt: skip
             for v in range(V):
                 access_out[b, v] = -1
                 rate_out[b, v] = 0.0
