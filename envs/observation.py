@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from .sim.config import ScenarioConfig
-from .sim.radio import _radio_args
+from .sim.radio import _radio_args, strongest_nodes
 from .sim.triggers import mean_rsu_load
 from .sim.view import ControllerView
 from .sim.world import KIND_SESSION, ORPHANED, QUEUED, RUNNING
@@ -185,7 +185,9 @@ def _pairs_kernel(
     """(B, N, N, P) PAIR_FEATURES into ``out``. ``heading`` projects the vehicle straight
     ahead (``veh_dir``: 0 +x, 1 +y, 2 -x, 3 -y) by ``speed * horizon_s`` and takes the
     node the access rule (MODEL.md section 4) would pick there among the nodes believed
-    up: in coverage (ground distance), strongest received power, lowest index on a tie.
+    up: in coverage (ground distance), strongest received power, lowest index on a tie
+    (:func:`radio.strongest_nodes <roadedge.envs.sim.radio.strongest_nodes>`, the radio's
+    own loop, over all the projected points at once).
     ``hops_saved[i, j]`` is ``max(0, sum over i's sessions attached to a of
     (hops[a, i] - hops[a, j]))`` / (max_jobs of i x ``max_hops``): what hosting all of
     them on j would save per request, clipped to [0, 1]; ``hops_saved_heading`` the
@@ -193,8 +195,12 @@ def _pairs_kernel(
     B, N = up.shape
     T = task_state.shape[1]
     count = np.empty((N, N, 4))
+    # the projected points of the sessions of active vehicles, and their hosts
+    xs, ys, host = np.empty(T), np.empty(T), np.empty(T, np.int64)
+    total, signal, heading = np.empty(T), np.empty(T), np.empty(T, np.int64)
     for b in range(B):
         count[:] = 0.0
+        K = 0
         for t in range(T):
             if task_state[b, t] != RUNNING or task_kind[b, t] != KIND_SESSION:
                 continue
@@ -209,24 +215,16 @@ def _pairs_kernel(
                 continue
             ahead = veh_speed[b, v] * horizon_s
             d = veh_dir[b, v]
-            x = veh_x[b, v] + (ahead if d == 0 else (-ahead if d == 2 else 0.0))
-            y = veh_y[b, v] + (ahead if d == 1 else (-ahead if d == 3 else 0.0))
-            best = -1
-            best_mw = 0.0
-            for n in range(N):
-                if not up[b, n]:
-                    continue
-                dx = x - pos_xyz[n, 0]
-                dy = y - pos_xyz[n, 1]
-                ground2 = dx * dx + dy * dy
-                if ground2 > coverage_m[n] * coverage_m[n]:
-                    continue
-                p_mw = gain_mw[n] * max(ground2 + pos_xyz[n, 2] * pos_xyz[n, 2], 1.0) ** (
-                    -half_exponent
-                )
-                if p_mw > best_mw:
-                    best = n
-                    best_mw = p_mw
+            xs[K] = veh_x[b, v] + (ahead if d == 0 else (-ahead if d == 2 else 0.0))
+            ys[K] = veh_y[b, v] + (ahead if d == 1 else (-ahead if d == 3 else 0.0))
+            host[K] = i
+            K += 1
+        strongest_nodes(
+            xs, ys, K, up[b], pos_xyz, coverage_m, gain_mw, half_exponent, total, signal,
+            heading,
+        )  # fmt: skip
+        for k in range(K):
+            best, i = heading[k], host[k]
             if best >= 0:
                 count[i, best, 1] += 1.0
                 for j in range(N):
