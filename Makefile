@@ -22,9 +22,10 @@ lint:
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# A short run (about 6-7 min): the default MaskablePPO agent on city, then agent vs baselines.
+# A short run: the default MaskablePPO agent on city (cloned from greedy+failover, then 50k
+# PPO steps; about 8 min here), then agent vs baselines.
 train: setup
-	$(PY) train.py --algo maskable_ppo --env RoadEdge-v1 --timesteps 150000 --workers 2
+	$(PY) train.py --algo maskable_ppo --env RoadEdge-v1 --timesteps 50000 --workers 2
 
 bench: setup
 	roadedge-bench --out results/bench.json
