@@ -73,7 +73,9 @@ def adapt_node_count(model: Any, env: Any) -> bool:
 
     from .pointer import NodeEmbeddingExtractor
 
-    obs_space, act_space = env.observation_space, env.action_space
+    env = getattr(env, "unwrapped", env)
+    obs_space = getattr(env, "single_observation_space", env.observation_space)  # batched
+    act_space = getattr(env, "single_action_space", env.action_space)
     policy = getattr(model, "policy", None)
     extractor = getattr(policy, "features_extractor", None)
     if not isinstance(extractor, NodeEmbeddingExtractor):

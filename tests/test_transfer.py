@@ -67,13 +67,15 @@ def test_rebound_model_is_the_model_built_for_that_node_count(saved):
     assert not adapt_node_count(loaded, big)  # already bound: nothing to change
 
 
-def test_evaluate_runs_a_pointer_model_on_another_node_count(saved):
+@pytest.mark.parametrize("batched", [False, True])
+def test_evaluate_runs_a_pointer_model_on_another_node_count(saved, batched):
     records, rows = ev.evaluate(
         [f"{ev.MODEL_PREFIX}{saved}", "noop"],
         env_id=SMALL,
         episodes=1,
         env_kwargs={**node_overrides(9), "horizon": 5},
         progress=False,
+        batched=batched,
     )
     assert {r["policy"] for r in records} == {f"{ev.MODEL_PREFIX}{saved}", "noop"}
 
