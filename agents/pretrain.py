@@ -114,11 +114,11 @@ def collect(venv, policy_name: str, steps: int, seed: int = 0) -> Demonstrations
     obs = venv.reset()
     obs_list, actions, masks, rewards, dones = [], [], [], [], []
     for _ in range(ticks):
-        mask = env.action_masks()
-        action, _ = rule.predict(obs)
+        mask = env.sim.action_mask()  # (B, N, N + 1): the rule's input, kept flat
+        action = rule.decide(env.controller_view(), mask)
         obs_list.append(obs)
         actions.append(action)
-        masks.append(mask)
+        masks.append(mask.reshape(venv.num_envs, -1))
         obs, reward, done, _ = venv.step(action)
         if hasattr(venv, "get_original_reward"):  # VecNormalize: the unscaled reward
             reward = venv.get_original_reward()
@@ -154,17 +154,24 @@ def discounted_returns(
     return returns, left >= margin
 
 
-def clone(model, demos: Demonstrations, spec: Pretrain, reward_scale: float) -> dict[str, float]:
+def _maskable(policy) -> bool:
+    """Whether the policy takes action masks (sb3-contrib's maskable policies)."""
+    return "action_masks" in policy.evaluate_actions.__code__.co_varnames
+
+
+def clone(model, demos: Demonstrations, spec: Pretrain, scale_rewards=None) -> dict[str, float]:
     """Fit ``model``'s policy to the demonstrations (cross-entropy of the rule's choices)
-    and its value head to the returns times ``reward_scale``. Returns the last epoch's
-    mean policy loss, value loss and agreement (share of node choices the policy's
-    most likely action gets right)."""
+    and its value head to the discounted returns of ``scale_rewards(rewards)`` (the
+    training env's ``VecNormalize.normalize_reward``, so the head learns PPO's scale;
+    None: the raw rewards). Returns the last epoch's mean policy loss, value loss and
+    agreement (share of node choices the policy's most likely action gets right)."""
     import torch
 
     policy = model.policy
     T, B = demos.rewards.shape
     gamma = float(model.gamma)
-    returns, use_value = discounted_returns(demos.rewards, demos.dones, gamma, spec.value_margin)
+    rewards = demos.rewards if scale_rewards is None else scale_rewards(demos.rewards)
+    returns, use_value = discounted_returns(rewards, demos.dones, gamma, spec.value_margin)
 
     def flat(x):
         return x.reshape(T * B, *x.shape[2:])
@@ -176,9 +183,9 @@ def clone(model, demos: Demonstrations, spec: Pretrain, reward_scale: float) -> 
     )
     actions = torch.as_tensor(flat(demos.actions))
     masks = flat(demos.masks)
-    targets = torch.as_tensor(flat(returns) * reward_scale, dtype=torch.float32)
+    targets = torch.as_tensor(flat(returns), dtype=torch.float32)
     weights = torch.as_tensor(flat(use_value), dtype=torch.float32)
-    maskable = "action_masks" in policy.evaluate_actions.__code__.co_varnames
+    maskable = _maskable(policy)
     optimizer = torch.optim.Adam(policy.parameters(), lr=spec.learning_rate)
     rng = np.random.default_rng(0)
     n = T * B
@@ -186,7 +193,7 @@ def clone(model, demos: Demonstrations, spec: Pretrain, reward_scale: float) -> 
     policy.set_training_mode(True)
     for _ in range(spec.epochs):
         order = rng.permutation(n)
-        sums = np.zeros(3)
+        sums = np.zeros(2)
         for start in range(0, n, spec.batch_size):
             idx = order[start : start + spec.batch_size]
             obs_t, _ = policy.obs_to_tensor(
@@ -202,7 +209,7 @@ def clone(model, demos: Demonstrations, spec: Pretrain, reward_scale: float) -> 
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), model.max_grad_norm)
             optimizer.step()
-            sums += [policy_loss.item() * idx.size, value_loss.item() * idx.size, 0.0]
+            sums += [policy_loss.item() * idx.size, value_loss.item() * idx.size]
         stats = {"policy_loss": sums[0] / n, "value_loss": sums[1] / n}
     policy.set_training_mode(False)
     stats["agreement"] = agreement(model, obs, masks, flat(demos.actions))
@@ -213,8 +220,7 @@ def agreement(model, obs, masks: np.ndarray, actions: np.ndarray, chunk: int = 1
     """Share of node choices where the policy's most likely (masked) action is the rule's."""
     import torch
 
-    policy = model.policy
-    maskable = "action_masks" in policy.evaluate_actions.__code__.co_varnames
+    maskable = _maskable(model.policy)
     hits = 0
     n = actions.shape[0]
     with torch.no_grad():
@@ -227,13 +233,6 @@ def agreement(model, obs, masks: np.ndarray, actions: np.ndarray, chunk: int = 1
     return hits / actions.size
 
 
-def reward_scale(venv) -> float:
-    """The factor ``VecNormalize`` multiplies rewards by now (1 without it)."""
-    if hasattr(venv, "ret_rms") and getattr(venv, "norm_reward", False):
-        return float(1.0 / np.sqrt(venv.ret_rms.var + venv.epsilon))
-    return 1.0
-
-
 def pretrain(model, venv, spec: Pretrain, seed: int, log=print) -> dict[str, float]:
     """Collect the rule's demonstrations in ``venv`` and clone them into ``model``; the
     statistics (with ``wall_s``) are returned and printed by ``log``."""
@@ -241,7 +240,7 @@ def pretrain(model, venv, spec: Pretrain, seed: int, log=print) -> dict[str, flo
     log(f"pretraining: imitating {spec.policy} for {spec.steps} steps ...")
     demos = collect(venv, spec.policy, spec.steps, seed)
     collected = time.perf_counter() - start
-    stats = clone(model, demos, spec, reward_scale(venv))
+    stats = clone(model, demos, spec, getattr(venv, "normalize_reward", None))
     stats["rule_return"] = float(demos.rewards.sum() / max(demos.dones.sum(), 1))
     stats["wall_s"] = time.perf_counter() - start
     log(

@@ -110,21 +110,26 @@ def test_cloning_makes_the_rules_choices_likely():
     model = MaskablePPO(MaskableNodePointerPolicy, venv, seed=0, device="cpu", n_steps=32)
     before = _log_likelihood(model, demos)
     spec = pt.Pretrain(steps=80, epochs=30, batch_size=16, learning_rate=3e-3, value_margin=0)
-    stats = pt.clone(model, demos, spec, reward_scale=1.0)
+    stats = pt.clone(model, demos, spec)
     after = _log_likelihood(model, demos)
     assert after > before + 2.0, (before, after)
     assert stats["agreement"] > 0.9
 
 
 def test_value_head_learns_the_scaled_returns():
-    """The value loss falls during cloning: the head fits ``reward_scale`` x returns."""
+    """The value loss falls during cloning: the head fits the returns of the scaled
+    rewards."""
     venv = _venv()
     demos = pt.collect(venv, "greedy+failover", 80, seed=0)
     model = MaskablePPO(MaskableNodePointerPolicy, venv, seed=0, device="cpu", n_steps=32)
     returns, _ = pt.discounted_returns(demos.rewards, demos.dones, model.gamma, 0)
     scale = 1.0 / np.abs(returns).mean()
-    first = pt.clone(model, demos, pt.Pretrain(epochs=1, batch_size=16, value_margin=0), scale)
-    later = pt.clone(model, demos, pt.Pretrain(epochs=20, batch_size=16, value_margin=0), scale)
+
+    def scaled(rewards):
+        return rewards * scale
+
+    first = pt.clone(model, demos, pt.Pretrain(epochs=1, batch_size=16, value_margin=0), scaled)
+    later = pt.clone(model, demos, pt.Pretrain(epochs=20, batch_size=16, value_margin=0), scaled)
     assert later["value_loss"] < 0.5 * first["value_loss"], (first, later)
 
 
